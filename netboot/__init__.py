@@ -1,0 +1,1 @@
+"""netboot: bare-metal provisioning appliance."""
