@@ -1,0 +1,55 @@
+# netboot: `make demo` and `make test` do all their own set-up and are idempotent.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+BUILD  := build
+BOOT   := $(BUILD)/boot
+APT_PACKAGES := qemu-system-x86 ipxe-qemu ipxe ovmf busybox-static cpio kmod xz-utils \
+                isc-dhcp-client dnsutils tftp-hpa curl iproute2 python3-venv
+IPXE_LOADERS := undionly.kpxe snponly.efi ipxe.efi
+
+.PHONY: all demo test lint unit integration e2e deps venv boot clean
+
+all: test
+
+# System packages (Debian 12, root). Installs only what is missing.
+$(BUILD)/.deps: Makefile
+	@mkdir -p $(BUILD)
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	    --no-install-recommends $$missing; \
+	fi
+	@touch $@
+deps: $(BUILD)/.deps
+
+$(VENV)/.installed: pyproject.toml $(BUILD)/.deps
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+venv: $(VENV)/.installed
+
+# Boot files: iPXE loaders from Debian's ipxe package, kernel + enlistment initramfs.
+boot: $(BUILD)/.deps
+	@mkdir -p $(BOOT)
+	@for f in $(IPXE_LOADERS); do cmp -s /usr/lib/ipxe/$$f $(BOOT)/$$f || cp /usr/lib/ipxe/$$f $(BOOT)/$$f; done
+	images/enlist/build.sh $(BOOT)
+
+lint: venv
+	$(VENV)/bin/ruff check netboot tests bench
+	$(VENV)/bin/ruff format --check netboot tests bench
+
+# The README's test command: everything, unit + integration (netns) + e2e (QEMU).
+test: venv boot lint
+	$(VENV)/bin/pytest tests
+
+unit: venv
+	$(VENV)/bin/pytest tests/unit
+
+demo: venv boot
+	$(PY) -m netboot.cli demo --boot-dir $(BOOT) --workdir $(BUILD)/demo
+
+clean:
+	rm -rf $(BUILD) $(VENV)

@@ -1,0 +1,57 @@
+"""The ``netboot`` command: serve, nodes, demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from netboot.config import Config, ConfigError, load_config
+
+DEFAULT_CONFIG = Path("/etc/netboot/netboot.toml")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="netboot", description="bare-metal provisioning")
+    parser.add_argument("--config", "-c", type=Path, default=DEFAULT_CONFIG,
+                        help=f"TOML configuration file (default {DEFAULT_CONFIG})")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run DHCP, TFTP and HTTP in the foreground")
+    nodes = sub.add_parser("nodes", help="list the enlisted nodes")
+    nodes.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    demo = sub.add_parser("demo", help="boot two QEMU nodes through netboot in a private lab")
+    demo.add_argument("--boot-dir", type=Path, default=Path("build/boot"))
+    demo.add_argument("--workdir", type=Path, default=Path("build/demo"))
+    demo.add_argument("--timeout", type=float, default=600,
+                      help="seconds to wait for the nodes to enlist")
+    return parser
+
+
+def _config(path: Path) -> Config | None:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"netboot: bad configuration: {exc}", file=sys.stderr)
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "demo":
+        from netboot.lab.demo import run_demo
+
+        return run_demo(args.boot_dir.resolve(), args.workdir.resolve(), args.timeout)
+    cfg = _config(args.config)
+    if cfg is None:
+        return 2
+    if args.command == "serve":
+        from netboot.serve import serve
+
+        return serve(cfg)
+    from netboot.nodes.table import print_nodes
+
+    return print_nodes(cfg, as_json=args.json)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""Read and validate the TOML configuration once, into frozen dataclasses.
+
+Every error names the offending key (``dhcp.range_start``) so an operator can fix the
+file without reading code. Nothing else in netboot reads files or the environment for
+settings: the objects built here are passed down explicitly.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration problem; ``key`` is the dotted TOML key at fault."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class DHCPConfig:
+    interfaces: tuple[str, ...]
+    subnet: IPv4Network
+    range_start: IPv4Address
+    range_end: IPv4Address
+    lease_seconds: int
+    router: IPv4Address | None
+    dns_servers: tuple[IPv4Address, ...]
+    domain: str
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPConfig:
+    bind: IPv4Address
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class TFTPConfig:
+    bind: IPv4Address
+    port: int
+    max_sessions: int
+    max_blksize: int
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole appliance configuration.
+
+    ``server_address`` is the address nodes reach the appliance on: it goes into DHCP
+    (siaddr, option 54) and into every boot URL.
+    """
+
+    server_address: IPv4Address
+    state_dir: Path
+    boot_dir: Path
+    http: HTTPConfig
+    tftp: TFTPConfig
+    dhcp: DHCPConfig | None
+
+    @property
+    def database_path(self) -> Path:
+        return self.state_dir / "netboot.sqlite3"
+
+    @property
+    def http_base_url(self) -> str:
+        return f"http://{self.server_address}:{self.http.port}"
+
+
+_TOP_KEYS = {"server_address", "state_dir", "boot_dir", "http", "tftp", "dhcp"}
+
+
+def load_config(path: Path) -> Config:
+    """Parse and validate the TOML file at ``path``; raise ConfigError naming the key."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("(file)", f"{path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("(syntax)", f"{path}: {exc}") from None
+    return parse_config(raw, base_dir=path.parent)
+
+
+def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
+    """Validate an already-parsed TOML document. Relative paths are taken from base_dir."""
+    _reject_unknown(raw, _TOP_KEYS, "")
+    server_address = _address(raw, "server_address", "server_address")
+    http_raw = _table(raw, "http")
+    _reject_unknown(http_raw, {"bind", "port"}, "http.")
+    http = HTTPConfig(
+        bind=_address(http_raw, "bind", "http.bind", default=str(server_address)),
+        port=_port(http_raw, "port", "http.port", default=5248),
+    )
+    tftp_raw = _table(raw, "tftp")
+    _reject_unknown(tftp_raw, {"bind", "port", "max_sessions", "max_blksize"}, "tftp.")
+    tftp = TFTPConfig(
+        bind=_address(tftp_raw, "bind", "tftp.bind", default=str(server_address)),
+        port=_port(tftp_raw, "port", "tftp.port", default=69),
+        max_sessions=_int(tftp_raw, "max_sessions", "tftp.max_sessions", 256, 1, 100_000),
+        max_blksize=_int(tftp_raw, "max_blksize", "tftp.max_blksize", 1468, 512, 65464),
+    )
+    dhcp = _dhcp(_table(raw, "dhcp"), server_address) if "dhcp" in raw else None
+    return Config(
+        server_address=server_address,
+        state_dir=_path(raw, "state_dir", base_dir),
+        boot_dir=_path(raw, "boot_dir", base_dir),
+        http=http,
+        tftp=tftp,
+        dhcp=dhcp,
+    )
+
+
+def _dhcp(raw: dict[str, Any], server_address: IPv4Address) -> DHCPConfig:
+    known = {
+        "interfaces",
+        "subnet",
+        "range_start",
+        "range_end",
+        "lease_seconds",
+        "router",
+        "dns_servers",
+        "domain",
+    }
+    _reject_unknown(raw, known, "dhcp.")
+    interfaces = raw.get("interfaces")
+    # Safety: DHCP is answered only on interfaces the operator named explicitly.
+    if (
+        not isinstance(interfaces, list)
+        or not interfaces
+        or not all(isinstance(i, str) and i for i in interfaces)
+    ):
+        raise ConfigError(
+            "dhcp.interfaces", "must be a non-empty list of interface names to answer DHCP on"
+        )
+    try:
+        subnet = IPv4Network(_str(raw, "subnet", "dhcp.subnet"))
+    except ValueError as exc:
+        raise ConfigError("dhcp.subnet", str(exc)) from None
+    start = _address(raw, "range_start", "dhcp.range_start")
+    end = _address(raw, "range_end", "dhcp.range_end")
+    for key, addr in (("dhcp.range_start", start), ("dhcp.range_end", end)):
+        if addr not in subnet:
+            raise ConfigError(key, f"{addr} is not inside dhcp.subnet {subnet}")
+    if int(end) < int(start):
+        raise ConfigError("dhcp.range_end", f"{end} is before dhcp.range_start {start}")
+    if start <= server_address <= end:
+        raise ConfigError("dhcp.range_start", f"range includes server_address {server_address}")
+    if server_address not in subnet:
+        raise ConfigError("server_address", f"{server_address} is not inside dhcp.subnet {subnet}")
+    router = _address(raw, "router", "dhcp.router") if "router" in raw else None
+    dns_raw = raw.get("dns_servers", [str(server_address)])
+    if not isinstance(dns_raw, list):
+        raise ConfigError("dhcp.dns_servers", "must be a list of IPv4 addresses")
+    dns = tuple(_parse_ip(v, f"dhcp.dns_servers[{i}]") for i, v in enumerate(dns_raw))
+    domain = raw.get("domain", "maas.lan")
+    if not isinstance(domain, str) or not domain or len(domain) > 253:
+        raise ConfigError("dhcp.domain", "must be a DNS domain name")
+    return DHCPConfig(
+        interfaces=tuple(interfaces),
+        subnet=subnet,
+        range_start=start,
+        range_end=end,
+        lease_seconds=_int(raw, "lease_seconds", "dhcp.lease_seconds", 600, 30, 365 * 86400),
+        router=router,
+        dns_servers=dns,
+        domain=domain,
+    )
+
+
+def interface_for(address: IPv4Address, subnet: IPv4Network) -> IPv4Interface:
+    return IPv4Interface(f"{address}/{subnet.prefixlen}")
+
+
+def _reject_unknown(raw: dict[str, Any], known: set[str], prefix: str) -> None:
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"{prefix}{key}", f"unknown key (known: {', '.join(sorted(known))})")
+
+
+def _table(raw: dict[str, Any], key: str) -> dict[str, Any]:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(key, "must be a table")
+    return value
+
+
+def _str(raw: dict[str, Any], key: str, name: str, default: str | None = None) -> str:
+    value = raw.get(key, default)
+    if value is None:
+        raise ConfigError(name, "is required")
+    if not isinstance(value, str):
+        raise ConfigError(name, f"must be a string, not {type(value).__name__}")
+    return value
+
+
+def _parse_ip(value: Any, name: str) -> IPv4Address:
+    if not isinstance(value, str):
+        raise ConfigError(name, "must be an IPv4 address string")
+    try:
+        return IPv4Address(value)
+    except ValueError:
+        raise ConfigError(name, f"{value!r} is not an IPv4 address") from None
+
+
+def _address(raw: dict[str, Any], key: str, name: str, default: str | None = None) -> IPv4Address:
+    return _parse_ip(_str(raw, key, name, default), name)
+
+
+def _int(raw: dict[str, Any], key: str, name: str, default: int, lo: int, hi: int) -> int:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(name, "must be an integer")
+    if not lo <= value <= hi:
+        raise ConfigError(name, f"{value} is outside {lo}..{hi}")
+    return value
+
+
+def _port(raw: dict[str, Any], key: str, name: str, default: int) -> int:
+    return _int(raw, key, name, default, 0, 65535)
+
+
+def _path(raw: dict[str, Any], key: str, base_dir: Path) -> Path:
+    path = Path(_str(raw, key, key))
+    return path if path.is_absolute() else (base_dir / path).resolve()

@@ -1,0 +1,62 @@
+"""Build the appliance's MultiService from a Config: one named child per listener."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from twisted.application import internet, service
+from twisted.logger import Logger
+
+from netboot.config import Config
+from netboot.dhcp.server import DHCPServerProtocol, listen_dhcp
+from netboot.http.site import build_site
+from netboot.store.sqlite import SQLiteStore
+from netboot.tftp.server import listen_tftp
+
+log = Logger(namespace="netboot.service")
+
+
+class _ListenerService(service.Service):
+    """Start a listener with ``listen()`` on start, stop it on stop."""
+
+    def __init__(self, name: str, listen: Callable[[], Any]) -> None:
+        self.setName(name)
+        self._listen = listen
+        self._port: Any = None
+
+    def startService(self) -> None:  # noqa: N802 (twisted API name)
+        self._port = self._listen()
+        super().startService()
+
+    def stopService(self):  # noqa: N802 (twisted API name)
+        super().stopService()
+        if self._port is not None:
+            port, self._port = self._port, None
+            return port.stopListening()
+        return None
+
+
+def make_service(cfg: Config, store: SQLiteStore, reactor: Any,
+                 clock: Callable[[], float] = time.time) -> service.MultiService:
+    top = service.MultiService()
+    site = build_site(store, cfg.boot_dir, cfg.http_base_url, clock)
+    http = internet.TCPServer(cfg.http.port, site, interface=str(cfg.http.bind))
+    http.setName("http")
+    http.setServiceParent(top)
+
+    _ListenerService(
+        "tftp",
+        lambda: listen_tftp(reactor, cfg.boot_dir, str(cfg.tftp.bind), cfg.tftp.port,
+                            max_sessions=cfg.tftp.max_sessions,
+                            max_blksize=cfg.tftp.max_blksize),
+    ).setServiceParent(top)
+
+    if cfg.dhcp is not None:
+        for iface in cfg.dhcp.interfaces:
+            proto = DHCPServerProtocol(iface, cfg.dhcp, cfg.server_address,
+                                       cfg.http_base_url, store, clock)
+            _ListenerService(f"dhcp:{iface}",
+                             lambda p=proto: listen_dhcp(reactor, p)).setServiceParent(top)
+    return top
