@@ -1,0 +1,382 @@
+"""Twisted adapter for the read-only TFTP server: sockets, timers, logs and counters.
+
+`TFTPServerProtocol` listens on the well-known port (RFC 1350 section 4: requests go to
+port 69). For each RRQ it opens a fresh ephemeral UDP port on the same address - the
+server's transfer ID - and hands the datagrams arriving there to a `ReadSession`
+(session.py), which holds all protocol decisions. Timers come from the injected
+reactor (IReactorTime); nothing here imports the global reactor except `main()`.
+
+Typed failures are mapped to TFTP errors here and only here (`_ERRORS`): paths.FileNotFound
+-> 1, paths.AccessViolation -> 2, WRQ -> 2 "read-only server", unsupported mode -> 4,
+session cap reached -> 0 "server busy", anything unexpected -> 0 "internal error".
+
+Dynamic files: `open_file(name, peer) -> BinaryIO | None` is consulted before the
+filesystem. `name` is the normalised root-relative name (paths.normalise: backslashes
+to "/", no leading "/", never ".." or NUL) and `peer` the client's (host, port). Return
+a binary file object (seekable, or at least readable from the start in order: the
+session seeks to block offsets) to serve it, or None to fall through to `root`. The
+server closes the object when the transfer ends. Raise paths.FileNotFound or
+AccessViolation to refuse with the matching TFTP error.
+
+Mode: "octet" and "netascii" are both served byte-for-byte (no RFC 764 line-ending
+translation: boot files are binary and translation would break block seeking).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IDelayedCall, IListeningPort
+from twisted.internet.protocol import DatagramProtocol
+from twisted.logger import Logger
+
+from netboot.tftp.codec import (
+    Data,
+    Error,
+    ErrorCode,
+    MalformedPacket,
+    Packet,
+    ReadRequest,
+    WriteRequest,
+    decode,
+    encode,
+)
+from netboot.tftp.paths import AccessViolation, FileNotFound, PathError, normalise, resolve
+from netboot.tftp.session import (
+    DEFAULT_MAX_BLKSIZE,
+    DEFAULT_MAX_WINDOWSIZE,
+    DEFAULT_TIMEOUTS,
+    ReadSession,
+    State,
+    Step,
+    negotiate,
+    source_size,
+)
+
+__all__ = ["FileProvider", "TFTPServerProtocol", "TFTPStats", "listen_tftp", "main"]
+
+Peer = tuple[Any, ...]  # (host, port) for IPv4; Twisted adds flow info and scope for IPv6
+FileProvider = Callable[[str, Peer], BinaryIO | None]
+
+SUPPORTED_MODES = frozenset({"octet", "netascii"})
+
+# The one boundary where typed failures become TFTP errors (RFC 1350 appendix).
+_ERRORS: dict[type[Exception], Error] = {
+    FileNotFound: Error(ErrorCode.FILE_NOT_FOUND, "file not found"),
+    AccessViolation: Error(ErrorCode.ACCESS_VIOLATION, "access violation"),
+}
+_READ_ONLY = Error(ErrorCode.ACCESS_VIOLATION, "read-only server")
+_BAD_MODE = Error(ErrorCode.ILLEGAL_OPERATION, "unsupported mode")
+_BUSY = Error(ErrorCode.NOT_DEFINED, "server busy")
+_INTERNAL = Error(ErrorCode.NOT_DEFINED, "internal error")
+_UNKNOWN_TID = Error(ErrorCode.UNKNOWN_TID, "unknown transfer ID")
+
+
+def _fmt(peer: Peer) -> str:
+    return f"{peer[0]}:{peer[1]}"
+
+
+@dataclass(slots=True)
+class TFTPStats:
+    """Counters for metrics export. bytes_sent counts DATA payload incl. retransmissions."""
+
+    transfers_ok: int = 0
+    transfers_failed: int = 0
+    transfers_aborted: int = 0  # client sent ERROR, e.g. a PXE ROM's tsize probe
+    bytes_sent: int = 0
+    errors_sent: int = 0
+
+
+class TFTPServerProtocol(DatagramProtocol):
+    """Accepts requests on the listening port; runs one `_Transfer` per RRQ.
+
+    `reactor` must provide IReactorUDP (transfer ports) and IReactorTime (timers, clock).
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        root: Path,
+        reactor: Any,
+        bind_address: str,
+        *,
+        max_sessions: int = 64,
+        max_blksize: int = DEFAULT_MAX_BLKSIZE,
+        max_windowsize: int = DEFAULT_MAX_WINDOWSIZE,
+        timeouts: Sequence[float] = DEFAULT_TIMEOUTS,
+        open_file: FileProvider | None = None,
+    ) -> None:
+        if max_sessions < 1:
+            raise ValueError("max_sessions must be at least 1")
+        # Validate the limits against the RFC ranges once, at construction.
+        negotiate({}, file_size=None, max_blksize=max_blksize, max_windowsize=max_windowsize)
+        self.root = Path(root)
+        self.reactor = reactor
+        self.bind_address = bind_address
+        self.max_sessions = max_sessions
+        self.max_blksize = max_blksize
+        self.max_windowsize = max_windowsize
+        self.timeouts = tuple(timeouts)
+        self.open_file = open_file
+        self.stats = TFTPStats()
+        self._transfers: dict[Peer, _Transfer] = {}
+
+    # --- requests on the well-known port ----------------------------------------------
+
+    def datagramReceived(self, data: bytes, addr: Peer) -> None:
+        try:
+            packet = decode(data)
+        except MalformedPacket as exc:
+            self.log.info(
+                "tftp: dropped malformed request from {peer}: {reason}",
+                peer=_fmt(addr),
+                file=None,
+                reason=str(exc),
+            )
+            return
+        if isinstance(packet, ReadRequest):
+            self._on_read_request(packet, addr)
+        elif isinstance(packet, WriteRequest):
+            self._refuse(addr, packet.filename, _READ_ONLY, "write request")
+        else:
+            self.log.debug(
+                "tftp: dropped {kind} sent to the request port by {peer}",
+                kind=type(packet).__name__,
+                peer=_fmt(addr),
+                file=None,
+                reason="not a request",
+            )
+
+    def _on_read_request(self, request: ReadRequest, peer: Peer) -> None:
+        if peer in self._transfers:
+            # The client retransmitted its RRQ; the running session's timer covers it.
+            return
+        if len(self._transfers) >= self.max_sessions:
+            self._refuse(peer, request.filename, _BUSY, "session cap reached")
+            return
+        if request.mode not in SUPPORTED_MODES:
+            self._refuse(peer, request.filename, _BAD_MODE, f"mode {request.mode!r}")
+            return
+        try:
+            source = self._open(request.filename, peer)
+        except PathError as exc:
+            error = next((e for cls, e in _ERRORS.items() if isinstance(exc, cls)), _INTERNAL)
+            self._refuse(peer, request.filename, error, exc.reason)
+            return
+        except Exception:
+            self.log.failure(
+                "tftp: opening {file} for {peer}", file=request.filename, peer=_fmt(peer)
+            )
+            self._refuse(peer, request.filename, _INTERNAL, "open failed")
+            return
+        options = negotiate(
+            request.options,
+            file_size=source_size(source),
+            max_blksize=self.max_blksize,
+            max_windowsize=self.max_windowsize,
+        )
+        session = ReadSession(source, options, timeouts=self.timeouts)
+        transfer = _Transfer(self, session, peer, request.filename, source)
+        try:
+            port = self.reactor.listenUDP(0, transfer, interface=self.bind_address)
+        except CannotListenError as exc:
+            source.close()
+            self._refuse(peer, request.filename, _INTERNAL, f"no transfer port: {exc}")
+            return
+        self._transfers[peer] = transfer
+        transfer.begin(port)
+
+    def _open(self, requested: str, peer: Peer) -> BinaryIO:
+        name = normalise(requested)
+        if self.open_file is not None:
+            source = self.open_file(name, peer)
+            if source is not None:
+                return source
+        path = resolve(self.root, requested)
+        try:
+            return path.open("rb")
+        except PermissionError:
+            raise AccessViolation(requested, "permission denied") from None
+        except FileNotFoundError:
+            raise FileNotFound(requested, "vanished before open") from None
+
+    def _refuse(self, peer: Peer, filename: str, error: Error, reason: str) -> None:
+        self.log.info(
+            "tftp: refused {file} to {peer}: {reason}",
+            peer=_fmt(peer),
+            file=filename,
+            reason=reason,
+            code=error.code,
+        )
+        self.send(self.transport, error, peer)
+
+    # --- shared by transfers ------------------------------------------------------------
+
+    def send(self, transport: Any, packet: Packet, peer: Peer) -> None:
+        """Write one packet and count it; a socket error is logged, not raised."""
+        try:
+            transport.write(encode(packet), peer)
+        except OSError as exc:
+            self.log.warn("tftp: send to {peer} failed: {reason}", peer=_fmt(peer), reason=exc)
+            return
+        if isinstance(packet, Data):
+            self.stats.bytes_sent += len(packet.payload)
+        elif isinstance(packet, Error):
+            self.stats.errors_sent += 1
+
+    def transfer_finished(self, transfer: _Transfer, step: Step) -> None:
+        self._transfers.pop(transfer.peer, None)
+        session = transfer.session
+        fields = dict(
+            peer=_fmt(transfer.peer),
+            file=transfer.filename,
+            bytes=session.bytes_acked,
+            blksize=session.options.blksize,
+            seconds=self.reactor.seconds() - transfer.started,
+            reason=step.reason,
+        )
+        if step.state is State.DONE:
+            self.stats.transfers_ok += 1
+            self.log.info(
+                "tftp: sent {file} to {peer}: {bytes} bytes, blksize {blksize}, {seconds:.3f} s",
+                **fields,
+            )
+        elif step.state is State.ABORTED:
+            self.stats.transfers_aborted += 1
+            self.log.info("tftp: {peer} aborted {file}: {reason}", **fields)
+        else:
+            self.stats.transfers_failed += 1
+            self.log.warn("tftp: sending {file} to {peer} failed: {reason}", **fields)
+
+    def stopProtocol(self) -> None:
+        for transfer in list(self._transfers.values()):
+            transfer.close(Step((), State.FAILED, "server stopped"))
+
+    @property
+    def active_transfers(self) -> int:
+        return len(self._transfers)
+
+
+class _Transfer(DatagramProtocol):
+    """The per-RRQ port: checks the TID, decodes, drives the session and its timer."""
+
+    noisy = False  # no "starting on PORT" log line per transfer
+
+    def __init__(
+        self,
+        server: TFTPServerProtocol,
+        session: ReadSession,
+        peer: Peer,
+        filename: str,
+        source: BinaryIO,
+    ) -> None:
+        self.server = server
+        self.session = session
+        self.peer = peer
+        self.filename = filename
+        self.source = source
+        self.started = server.reactor.seconds()
+        self._port: Any = None
+        self._timer: IDelayedCall | None = None
+        self._closed = False
+
+    def begin(self, port: Any) -> None:
+        self._port = port
+        self._apply(self.session.start())
+
+    def datagramReceived(self, data: bytes, addr: Peer) -> None:
+        if self._closed:
+            return
+        if addr != self.peer:
+            # RFC 1350 section 4: a foreign TID gets error 5; the transfer carries on.
+            self.server.send(self._port, _UNKNOWN_TID, addr)
+            return
+        try:
+            packet = decode(data)
+        except MalformedPacket as exc:
+            self.server.log.info(
+                "tftp: dropped malformed packet from {peer}: {reason}",
+                peer=_fmt(addr),
+                file=self.filename,
+                reason=str(exc),
+            )
+            return
+        self._apply(self.session.receive(packet))
+
+    def _expired(self) -> None:
+        self._timer = None
+        if not self._closed:
+            self._apply(self.session.timeout())
+
+    def _apply(self, step: Step) -> None:
+        for packet in step.send:
+            self.server.send(self._port, packet, self.peer)
+        if step.finished:
+            self.close(step)
+        elif step.send:
+            # Progress or retransmission: restart the wait. Ignored packets leave it running.
+            self._cancel_timer()
+            self._timer = self.server.reactor.callLater(self.session.timeout_seconds, self._expired)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    def close(self, step: Step) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._cancel_timer()
+        if self._port is not None:
+            self._port.stopListening()
+        self.source.close()
+        self.server.transfer_finished(self, step)
+
+
+def listen_tftp(
+    reactor: Any, root: Path, address: str, port: int = 69, **opts: Any
+) -> IListeningPort:
+    """Listen for TFTP requests on address:port; `opts` go to TFTPServerProtocol.
+
+    The protocol is reachable as the returned port's `.protocol` (for its `stats`).
+    """
+    protocol = TFTPServerProtocol(Path(root), reactor, address, **opts)
+    return reactor.listenUDP(port, protocol, interface=address)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Stand-alone server, used by the integration tests: prints 'listening PORT'."""
+    parser = argparse.ArgumentParser(prog="python -m netboot.tftp.server")
+    parser.add_argument("--root", type=Path, required=True)
+    parser.add_argument("--address", required=True)
+    parser.add_argument("--port", type=int, default=69)
+    parser.add_argument("--max-sessions", type=int, default=64)
+    parser.add_argument("--max-blksize", type=int, default=DEFAULT_MAX_BLKSIZE)
+    args = parser.parse_args(argv)
+
+    from twisted.internet import reactor
+    from twisted.logger import globalLogBeginner, textFileLogObserver
+
+    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
+    port = listen_tftp(
+        reactor,
+        args.root,
+        args.address,
+        args.port,
+        max_sessions=args.max_sessions,
+        max_blksize=args.max_blksize,
+    )
+    print(f"listening {port.getHost().port}", flush=True)
+    reactor.run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,282 @@
+"""The real TFTP server, in a subprocess on 127.0.0.1, against real clients.
+
+Clients: tftpy (in-process), tftp-hpa (/usr/bin/tftp) and curl, plus a raw UDP socket for
+error paths. The server runs as `python -m netboot.tftp.server --port 0` and reports its
+ephemeral port on stdout; it is killed by PID at teardown. Every wait has a deadline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import selectors
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import tftpy
+
+from netboot.tftp.codec import (
+    Ack,
+    Data,
+    Error,
+    ErrorCode,
+    OptionAck,
+    ReadRequest,
+    WriteRequest,
+    decode,
+    encode,
+)
+
+HOST = "127.0.0.1"
+FILES = {
+    "small.txt": b"#!ipxe\nchain http://10.0.0.1/boot.ipxe\n",
+    "empty.bin": b"",
+    "multiple.bin": random.Random(1).randbytes(512 * 1468),  # exact multiple of both sizes
+    "big.bin": random.Random(2).randbytes(3 * 1024 * 1024 + 17),
+    "boot/x64/loader.efi": random.Random(3).randbytes(70_000),
+}
+
+
+@dataclass
+class Server:
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def tftp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("tftp")
+    root = base / "root"
+    for name, content in FILES.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(content)
+    (base / "secret").write_bytes(b"must not leak")
+    (root / "escape").symlink_to(base / "secret")
+    return root
+
+
+def start_server(root: Path, log: Path, *extra: str) -> Server:
+    command = [sys.executable, "-m", "netboot.tftp.server", "--root", str(root)]
+    command += ["--address", HOST, "--port", "0", *extra]
+    with log.open("wb") as stderr:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr)
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 15
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(proc.stdout, selectors.EVENT_READ)
+            while time.monotonic() < deadline:
+                if selector.select(timeout=deadline - time.monotonic()):
+                    line = proc.stdout.readline().decode()
+                    assert line.startswith("listening "), (line, log.read_text())
+                    return Server(int(line.split()[1]), proc, log)
+                if proc.poll() is not None:
+                    break
+        raise AssertionError(f"server did not start: {log.read_text()}")
+    except BaseException:
+        stop_server(proc)
+        raise
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def server(tftp_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    running = start_server(tftp_root, tmp_path_factory.mktemp("log") / "server.log")
+    try:
+        yield running
+    finally:
+        stop_server(running.proc)
+    assert "Traceback" not in running.log.read_text()
+
+
+@pytest.fixture
+def client_socket() -> Iterator[socket.socket]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((HOST, 0))
+    sock.settimeout(5)
+    try:
+        yield sock
+    finally:
+        sock.close()
+
+
+def request(sock: socket.socket, port: int, packet: object) -> tuple[object, tuple[str, int]]:
+    sock.sendto(encode(packet), (HOST, port))
+    data, addr = sock.recvfrom(65536)
+    return decode(data), addr
+
+
+# --- downloads with real clients --------------------------------------------------------
+
+
+@pytest.mark.parametrize("blksize", [512, 1468])
+@pytest.mark.parametrize("name", ["big.bin", "multiple.bin", "empty.bin"])
+def test_tftpy_download(server: Server, tmp_path: Path, name: str, blksize: int) -> None:
+    dest = tmp_path / "out"
+    client = tftpy.TftpClient(HOST, server.port, options={"blksize": blksize})
+    client.download(name, str(dest), timeout=5, retries=3)
+    assert sha(dest.read_bytes()) == sha(FILES[name])
+
+
+def test_tftpy_download_with_tsize(server: Server, tmp_path: Path) -> None:
+    dest = tmp_path / "out"
+    client = tftpy.TftpClient(HOST, server.port, options={"tsize": 0, "blksize": 1468})
+    client.download("boot/x64/loader.efi", str(dest), timeout=5, retries=3)
+    assert sha(dest.read_bytes()) == sha(FILES["boot/x64/loader.efi"])
+    assert int(client.context.options["tsize"]) == len(FILES["boot/x64/loader.efi"])
+
+
+@pytest.mark.skipif(shutil.which("tftp") is None, reason="tftp-hpa not installed")
+@pytest.mark.parametrize("name", ["big.bin", "small.txt", "multiple.bin", "/boot/x64/loader.efi"])
+def test_tftp_hpa_download(server: Server, tmp_path: Path, name: str) -> None:
+    dest = tmp_path / "out"
+    command = ["tftp", HOST, str(server.port), "-m", "binary", "-c", "get", name, str(dest)]
+    subprocess.run(command, check=True, timeout=60, capture_output=True)
+    assert sha(dest.read_bytes()) == sha(FILES[name.lstrip("/")])
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
+@pytest.mark.parametrize("extra", [[], ["--tftp-blksize", "1468"], ["--tftp-blksize", "8192"]])
+@pytest.mark.parametrize("name", ["big.bin", "multiple.bin", "boot/x64/loader.efi"])
+def test_curl_download(server: Server, name: str, extra: list[str]) -> None:
+    url = f"tftp://{HOST}:{server.port}/{name}"
+    result = subprocess.run(
+        ["curl", "-s", "--max-time", "60", *extra, url], check=True, timeout=90, capture_output=True
+    )
+    assert sha(result.stdout) == sha(FILES[name])
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
+def test_curl_reports_missing_file(server: Server) -> None:
+    url = f"tftp://{HOST}:{server.port}/nope.bin"
+    result = subprocess.run(["curl", "-s", "--max-time", "20", url], timeout=30)
+    assert result.returncode == 68  # CURLE_TFTP_NOTFOUND
+
+
+# --- negotiation and errors on the wire -------------------------------------------------
+
+
+def test_oack_reports_tsize_and_clamped_blksize(
+    server: Server, client_socket: socket.socket
+) -> None:
+    rrq = ReadRequest("big.bin", "octet", {"tsize": "0", "blksize": "65464"})
+    reply, addr = request(client_socket, server.port, rrq)
+    assert reply == OptionAck({"tsize": str(len(FILES["big.bin"])), "blksize": "1468"})
+    assert addr[1] != server.port  # RFC 1350 section 4: a fresh TID for the transfer
+    client_socket.sendto(encode(Error(ErrorCode.OPTION_REFUSED, "size probe only")), addr)
+
+
+def test_write_request_is_refused_as_read_only(
+    server: Server, client_socket: socket.socket, tftp_root: Path
+) -> None:
+    reply, _ = request(client_socket, server.port, WriteRequest("upload.bin", "octet"))
+    assert reply == Error(ErrorCode.ACCESS_VIOLATION, "read-only server")
+    assert not (tftp_root / "upload.bin").exists()
+
+
+def test_missing_file_is_error_1(server: Server, client_socket: socket.socket) -> None:
+    reply, _ = request(client_socket, server.port, ReadRequest("missing.bin", "octet"))
+    assert isinstance(reply, Error) and reply.code == ErrorCode.FILE_NOT_FOUND
+
+
+@pytest.mark.parametrize(
+    "name", ["../secret", "/../secret", "boot/../../secret", "..\\secret", "escape", "boot"]
+)
+def test_hostile_path_is_error_2(server: Server, client_socket: socket.socket, name: str) -> None:
+    reply, _ = request(client_socket, server.port, ReadRequest(name, "octet"))
+    assert isinstance(reply, Error) and reply.code == ErrorCode.ACCESS_VIOLATION
+
+
+def test_unsupported_mode_is_error_4(server: Server, client_socket: socket.socket) -> None:
+    reply, _ = request(client_socket, server.port, ReadRequest("small.txt", "mail"))
+    assert isinstance(reply, Error) and reply.code == ErrorCode.ILLEGAL_OPERATION
+
+
+def test_foreign_tid_gets_error_5_and_transfer_continues(
+    server: Server, client_socket: socket.socket
+) -> None:
+    content = FILES["multiple.bin"]
+    first, transfer = request(client_socket, server.port, ReadRequest("multiple.bin", "octet"))
+    assert first == Data(1, content[:512])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as intruder:
+        intruder.bind((HOST, 0))
+        intruder.settimeout(5)
+        reply, _ = request(intruder, transfer[1], Ack(1))
+        assert isinstance(reply, Error) and reply.code == ErrorCode.UNKNOWN_TID
+    second, _ = request(client_socket, transfer[1], Ack(1))
+    assert second == Data(2, content[512:1024])
+    client_socket.sendto(encode(Error(ErrorCode.NOT_DEFINED, "done testing")), transfer)
+
+
+def test_session_cap_answers_server_busy(tftp_root: Path, tmp_path: Path) -> None:
+    capped = start_server(tftp_root, tmp_path / "capped.log", "--max-sessions", "1")
+    try:
+        with (
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as first,
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as second,
+        ):
+            for sock in (first, second):
+                sock.bind((HOST, 0))
+                sock.settimeout(5)
+            data, transfer = request(first, capped.port, ReadRequest("big.bin", "octet"))
+            assert isinstance(data, Data) and data.block == 1
+            busy, _ = request(second, capped.port, ReadRequest("small.txt", "octet"))
+            assert busy == Error(ErrorCode.NOT_DEFINED, "server busy")
+            first.sendto(encode(Error(ErrorCode.NOT_DEFINED, "abandon")), transfer)
+            # The abort frees the slot once the server has read it: poll, with a deadline.
+            # (A busy request port can delay the transfer port for one reactor iteration.)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                reply, _ = request(second, capped.port, ReadRequest("small.txt", "octet"))
+                if isinstance(reply, Data):
+                    break
+                time.sleep(0.02)
+            assert reply == Data(1, FILES["small.txt"])
+    finally:
+        stop_server(capped.proc)
+
+
+def test_server_survives_a_burst_of_garbage(server: Server, client_socket: socket.socket) -> None:
+    rng = random.Random(1350)
+    junk = [rng.randbytes(rng.randrange(0, 600)) for _ in range(300)]
+    junk += [b"", b"\x00\x01", b"\x00\x01x", b"\x00\x04\x00\x01", b"\x00\x03\x00\x01data"]
+    junk += [b"\x00\x05\x00\x00no-nul", b"\x00\x06odd\x00", b"\xff" * 1400]
+    for datagram in junk:
+        client_socket.sendto(datagram, (HOST, server.port))
+    # The kernel may drop part of the burst (and our request) when the socket buffer
+    # fills, so retransmit the RRQ like a real client would, a bounded number of times.
+    client_socket.settimeout(0.5)
+    for _ in range(20):
+        try:
+            reply, transfer = request(client_socket, server.port, ReadRequest("small.txt", "octet"))
+            break
+        except TimeoutError:
+            continue
+    else:
+        raise AssertionError("no answer after the garbage burst")
+    assert reply == Data(1, FILES["small.txt"])
+    client_socket.sendto(encode(Ack(1)), transfer)
+    assert server.proc.poll() is None
