@@ -147,7 +147,8 @@ def reply_options(
     opts.append((1, cfg.subnet.netmask))
     if cfg.router is not None:
         opts.append((3, [cfg.router]))
-    opts.append((6, list(cfg.dns_servers)))
+    if cfg.dns_servers:
+        opts.append((6, list(cfg.dns_servers)))
     opts.append((15, cfg.domain))
     opts.append((28, cfg.subnet.broadcast_address))
     if boot is not None:

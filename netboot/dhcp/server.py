@@ -21,8 +21,17 @@ from netboot.config import DHCPConfig
 from netboot.dhcp import options as dhcp_options
 from netboot.dhcp.codec import MalformedPacket, MessageType, Packet, make_reply
 from netboot.dhcp.facts import ClientFacts, facts_from_packet
-from netboot.dhcp.policy import Ack, Drop, InformAck, LeaseState, Nak, Offer, Release, decide
-from netboot.dhcp.policy import reply_options
+from netboot.dhcp.policy import (
+    Ack,
+    Drop,
+    InformAck,
+    LeaseState,
+    Nak,
+    Offer,
+    Release,
+    decide,
+    reply_options,
+)
 from netboot.store.sqlite import LeaseConflict, SQLiteStore
 
 SERVER_PORT = 67
@@ -55,8 +64,12 @@ class DHCPServerProtocol(DatagramProtocol):
             packet = Packet.from_bytes(data)
         except MalformedPacket as exc:
             self.stats["dropped_malformed"] += 1
-            log.info("drop malformed DHCP from {peer} on {iface}: {reason}",
-                     peer=addr[0], iface=self.interface, reason=str(exc))
+            log.info(
+                "drop malformed DHCP from {peer} on {iface}: {reason}",
+                peer=addr[0],
+                iface=self.interface,
+                reason=str(exc),
+            )
             return
         if packet.op != BOOTREQUEST:
             self.stats["dropped_not_request"] += 1
@@ -78,17 +91,28 @@ class DHCPServerProtocol(DatagramProtocol):
         mtype = _type_name(facts)
 
         if isinstance(decision, Drop):
-            log.info("{mtype} from {mac} dropped: {reason}", mtype=mtype, mac=facts.mac,
-                     reason=decision.reason)
+            log.info(
+                "{mtype} from {mac} dropped: {reason}",
+                mtype=mtype,
+                mac=facts.mac,
+                reason=decision.reason,
+            )
             return
         if isinstance(decision, Release):
             self.store.commit_lease(facts.mac, decision.ip, now, own.hostname if own else "", now)
             log.info("RELEASE {ip} by {mac}", ip=decision.ip, mac=facts.mac)
             return
         if isinstance(decision, Nak):
-            self._send(packet, make_reply(packet, message_type=MessageType.NAK,
-                                          yiaddr=IPv4Address(0), siaddr=IPv4Address(0),
-                                          options=self._encode([(54, self.server_address)])))
+            self._send(
+                packet,
+                make_reply(
+                    packet,
+                    message_type=MessageType.NAK,
+                    yiaddr=IPv4Address(0),
+                    siaddr=IPv4Address(0),
+                    options=self._encode([(54, self.server_address)]),
+                ),
+            )
             log.info("NAK to {mac}: {reason}", mac=facts.mac, reason=decision.reason)
             return
 
@@ -102,13 +126,13 @@ class DHCPServerProtocol(DatagramProtocol):
                 hostname = node.hostname if node else (facts.hostname or "")
                 try:
                     # Durable before the ACK leaves: a crash after this loses nothing.
-                    self.store.commit_lease(facts.mac, decision.ip, now + decision.lease_seconds,
-                                            hostname, now)
+                    self.store.commit_lease(
+                        facts.mac, decision.ip, now + decision.lease_seconds, hostname, now
+                    )
                 except LeaseConflict as exc:
                     log.warn("NAK to {mac}: {reason}", mac=facts.mac, reason=str(exc))
                     return
-            opts = reply_options(facts, self.cfg, self.server_address, decision.lease_seconds,
-                                 boot)
+            opts = reply_options(facts, self.cfg, self.server_address, decision.lease_seconds, boot)
             reply_type = MessageType.OFFER if isinstance(decision, Offer) else MessageType.ACK
             yiaddr = decision.ip
         reply = make_reply(
@@ -120,9 +144,15 @@ class DHCPServerProtocol(DatagramProtocol):
             file=_file_field(boot),
         )
         self._send(packet, reply)
-        log.info("{reply} {ip} to {mac} (arch {arch}, {vc}) boot={file}",
-                 reply=reply_type.name, ip=yiaddr, mac=facts.mac, arch=facts.arch,
-                 vc=facts.vendor_class or "-", file=boot.filename if boot else "-")
+        log.info(
+            "{reply} {ip} to {mac} (arch {arch}, {vc}) boot={file}",
+            reply=reply_type.name,
+            ip=yiaddr,
+            mac=facts.mac,
+            arch=facts.arch,
+            vc=facts.vendor_class or "-",
+            file=boot.filename if boot else "-",
+        )
 
     def _encode(self, opts: list[tuple[int, object]]) -> list[tuple[int, bytes]]:
         return [(code, dhcp_options.encode(code, value)) for code, value in opts]
@@ -165,8 +195,9 @@ def bound_dhcp_socket(interface: str, port: int = SERVER_PORT) -> socket.socket:
         sock.setblocking(False)
     except OSError as exc:
         sock.close()
-        raise OSError(exc.errno, f"cannot serve DHCP on interface {interface!r}: "
-                      f"{exc.strerror}") from None
+        raise OSError(
+            exc.errno, f"cannot serve DHCP on interface {interface!r}: {exc.strerror}"
+        ) from None
     return sock
 
 

@@ -7,7 +7,10 @@ from netboot.nodes.lifecycle import TRANSITIONS, IllegalTransition, NodeStatus, 
 
 def test_status_numbers_follow_maas():
     assert [(s.name, int(s)) for s in NodeStatus][:5] == [
-        ("NEW", 0), ("COMMISSIONING", 1), ("FAILED_COMMISSIONING", 2), ("READY", 4),
+        ("NEW", 0),
+        ("COMMISSIONING", 1),
+        ("FAILED_COMMISSIONING", 2),
+        ("READY", 4),
         ("DEPLOYED", 6),
     ]
     assert NodeStatus.ALLOCATED == 10 and NodeStatus.DEPLOYING == 9
@@ -18,8 +21,16 @@ def test_every_status_has_a_row():
 
 
 def test_happy_path_is_legal():
-    path = [NodeStatus.NEW, NodeStatus.COMMISSIONING, NodeStatus.READY, NodeStatus.ALLOCATED,
-            NodeStatus.DEPLOYING, NodeStatus.DEPLOYED, NodeStatus.RELEASING, NodeStatus.READY]
+    path = [
+        NodeStatus.NEW,
+        NodeStatus.COMMISSIONING,
+        NodeStatus.READY,
+        NodeStatus.ALLOCATED,
+        NodeStatus.DEPLOYING,
+        NodeStatus.DEPLOYED,
+        NodeStatus.RELEASING,
+        NodeStatus.READY,
+    ]
     for a, b in zip(path, path[1:], strict=False):
         check_transition(a, b)
 
