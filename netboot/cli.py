@@ -13,8 +13,13 @@ DEFAULT_CONFIG = Path("/etc/netboot/netboot.toml")
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="netboot", description="bare-metal provisioning")
-    parser.add_argument("--config", "-c", type=Path, default=DEFAULT_CONFIG,
-                        help=f"TOML configuration file (default {DEFAULT_CONFIG})")
+    parser.add_argument(
+        "--config",
+        "-c",
+        type=Path,
+        default=DEFAULT_CONFIG,
+        help=f"TOML configuration file (default {DEFAULT_CONFIG})",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run DHCP, TFTP and HTTP in the foreground")
     nodes = sub.add_parser("nodes", help="list the enlisted nodes")
@@ -22,8 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="boot two QEMU nodes through netboot in a private lab")
     demo.add_argument("--boot-dir", type=Path, default=Path("build/boot"))
     demo.add_argument("--workdir", type=Path, default=Path("build/demo"))
-    demo.add_argument("--timeout", type=float, default=600,
-                      help="seconds to wait for the nodes to enlist")
+    demo.add_argument(
+        "--timeout", type=float, default=600, help="seconds to wait for the nodes to enlist"
+    )
     return parser
 
 

@@ -15,8 +15,7 @@ log = Logger(namespace="netboot")
 
 
 def serve(cfg: Config, reactor=default_reactor) -> int:
-    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)],
-                                     redirectStandardIO=False)
+    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)], redirectStandardIO=False)
     try:
         store = open_store(cfg.database_path)
     except StoreError as exc:
@@ -34,9 +33,13 @@ def serve(cfg: Config, reactor=default_reactor) -> int:
             print(f"netboot: cannot start: {exc}", file=sys.stderr)
             reactor.stop()
             return
-        log.info("netboot serving: http {url}, tftp {tftp}:{tport}, dhcp on {ifaces}",
-                 url=cfg.http_base_url, tftp=cfg.tftp.bind, tport=cfg.tftp.port,
-                 ifaces=",".join(cfg.dhcp.interfaces) if cfg.dhcp else "(disabled)")
+        log.info(
+            "netboot serving: http {url}, tftp {tftp}:{tport}, dhcp on {ifaces}",
+            url=cfg.http_base_url,
+            tftp=cfg.tftp.bind,
+            tport=cfg.tftp.port,
+            ifaces=",".join(cfg.dhcp.interfaces) if cfg.dhcp else "(disabled)",
+        )
         # A line tests and the demo wait for: every listener is bound.
         print("netboot: ready", flush=True)
 

@@ -38,8 +38,9 @@ class _ListenerService(service.Service):
         return None
 
 
-def make_service(cfg: Config, store: SQLiteStore, reactor: Any,
-                 clock: Callable[[], float] = time.time) -> service.MultiService:
+def make_service(
+    cfg: Config, store: SQLiteStore, reactor: Any, clock: Callable[[], float] = time.time
+) -> service.MultiService:
     top = service.MultiService()
     site = build_site(store, cfg.boot_dir, cfg.http_base_url, clock)
     http = internet.TCPServer(cfg.http.port, site, interface=str(cfg.http.bind))
@@ -48,15 +49,22 @@ def make_service(cfg: Config, store: SQLiteStore, reactor: Any,
 
     _ListenerService(
         "tftp",
-        lambda: listen_tftp(reactor, cfg.boot_dir, str(cfg.tftp.bind), cfg.tftp.port,
-                            max_sessions=cfg.tftp.max_sessions,
-                            max_blksize=cfg.tftp.max_blksize),
+        lambda: listen_tftp(
+            reactor,
+            cfg.boot_dir,
+            str(cfg.tftp.bind),
+            cfg.tftp.port,
+            max_sessions=cfg.tftp.max_sessions,
+            max_blksize=cfg.tftp.max_blksize,
+        ),
     ).setServiceParent(top)
 
     if cfg.dhcp is not None:
         for iface in cfg.dhcp.interfaces:
-            proto = DHCPServerProtocol(iface, cfg.dhcp, cfg.server_address,
-                                       cfg.http_base_url, store, clock)
-            _ListenerService(f"dhcp:{iface}",
-                             lambda p=proto: listen_dhcp(reactor, p)).setServiceParent(top)
+            proto = DHCPServerProtocol(
+                iface, cfg.dhcp, cfg.server_address, cfg.http_base_url, store, clock
+            )
+            _ListenerService(
+                f"dhcp:{iface}", lambda p=proto: listen_dhcp(reactor, p)
+            ).setServiceParent(top)
     return top

@@ -17,8 +17,11 @@ BOOT_DIR = REPO / "build" / "boot"
 
 def require_root() -> None:
     if os.geteuid() != 0:
-        pytest.fail("this test needs root to create network namespaces (CI runs as root); "
-                    "run it with sudo or `make test` as root", pytrace=False)
+        pytest.fail(
+            "this test needs root to create network namespaces (CI runs as root); "
+            "run it with sudo or `make test` as root",
+            pytrace=False,
+        )
 
 
 @pytest.fixture

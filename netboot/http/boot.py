@@ -47,8 +47,12 @@ class _IPXEScript(resource.Resource):
     def render_GET(self, request: Request) -> bytes:
         node = self.parent.store.node_by_mac(self.mac)
         script = self.parent.renderer.ipxe(node, self.mac, self.parent.http_base)
-        log.info("iPXE script {purpose} for {mac} ({peer})", purpose=boot_purpose(node).value,
-                 mac=self.mac, peer=request.getClientAddress().host)
+        log.info(
+            "iPXE script {purpose} for {mac} ({peer})",
+            purpose=boot_purpose(node).value,
+            mac=self.mac,
+            peer=request.getClientAddress().host,
+        )
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
         request.setHeader(b"cache-control", b"no-store")
         return script.encode()

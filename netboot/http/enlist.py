@@ -46,9 +46,14 @@ class EnlistResource(resource.Resource):
         log.info(
             "{what} {hostname} ({system_id}) mac={mac} uuid={uuid} cpus={cpus} "
             "mem={mem}MiB disks={disks}",
-            what="enlisted" if created else "re-enlisted", hostname=node.hostname,
-            system_id=node.system_id, mac=node.boot_mac, uuid=node.uuid, cpus=node.cpu_count,
-            mem=node.memory_mib, disks=len(node.disks),
+            what="enlisted" if created else "re-enlisted",
+            hostname=node.hostname,
+            system_id=node.system_id,
+            mac=node.boot_mac,
+            uuid=node.uuid,
+            cpus=node.cpu_count,
+            mem=node.memory_mib,
+            disks=len(node.disks),
         )
         return json_response(
             request,

@@ -14,8 +14,9 @@ from netboot.http.nodes import NodesResource
 from netboot.store.sqlite import SQLiteStore
 
 
-def build_site(store: SQLiteStore, boot_dir: Path, http_base: str,
-               clock: Callable[[], float]) -> server.Site:
+def build_site(
+    store: SQLiteStore, boot_dir: Path, http_base: str, clock: Callable[[], float]
+) -> server.Site:
     root = resource.Resource()
     boot = resource.Resource()
     root.putChild(b"boot", boot)

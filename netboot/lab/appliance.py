@@ -40,8 +40,9 @@ domain = "maas.lan"
 class LabAppliance:
     """A ``netboot serve`` process in the lab namespace; its log is kept in workdir."""
 
-    def __init__(self, lab: LabNetwork, workdir: Path, boot_dir: Path,
-                 http_port: int = 5248) -> None:
+    def __init__(
+        self, lab: LabNetwork, workdir: Path, boot_dir: Path, http_port: int = 5248
+    ) -> None:
         self.lab = lab
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
@@ -55,9 +56,9 @@ class LabAppliance:
     def start(self) -> LabAppliance:
         with open(self.log_path, "ab") as log:
             self.proc = self.lab.popen(
-                [sys.executable, "-m", "netboot.cli", "--config", str(self.config_path),
-                 "serve"],
-                stdout=log, stderr=subprocess.STDOUT,
+                [sys.executable, "-m", "netboot.cli", "--config", str(self.config_path), "serve"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         return self
 
@@ -68,8 +69,9 @@ class LabAppliance:
             if READY_LINE in self.log_text():
                 return
             if self.proc.poll() is not None:
-                raise RuntimeError(f"netboot serve exited {self.proc.returncode}:\n"
-                                   f"{self.log_text()}")
+                raise RuntimeError(
+                    f"netboot serve exited {self.proc.returncode}:\n{self.log_text()}"
+                )
             time.sleep(0.1)
         raise TimeoutError(f"netboot serve not ready after {timeout}s:\n{self.log_text()}")
 
@@ -80,7 +82,9 @@ class LabAppliance:
         """Run a ``netboot`` CLI command against this appliance's config (root namespace)."""
         return subprocess.run(
             [sys.executable, "-m", "netboot.cli", "--config", str(self.config_path), *args],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
 
     def stop(self) -> None:

@@ -19,10 +19,24 @@ from netboot.lab.netns import LabNetwork
 from netboot.lab.qemu import NodeSpec, QemuNode, choose_accel
 
 DEMO_NODES = (
-    NodeSpec("bios-node", "52:54:00:6e:62:01", "6e657462-6f6f-7400-0000-000000000001",
-             firmware="bios", memory_mib=512, cpus=1, product="Demo BIOS node"),
-    NodeSpec("uefi-node", "52:54:00:6e:62:02", "6e657462-6f6f-7400-0000-000000000002",
-             firmware="uefi", memory_mib=768, cpus=1, product="Demo UEFI node"),
+    NodeSpec(
+        "bios-node",
+        "52:54:00:6e:62:01",
+        "6e657462-6f6f-7400-0000-000000000001",
+        firmware="bios",
+        memory_mib=512,
+        cpus=1,
+        product="Demo BIOS node",
+    ),
+    NodeSpec(
+        "uefi-node",
+        "52:54:00:6e:62:02",
+        "6e657462-6f6f-7400-0000-000000000002",
+        firmware="uefi",
+        memory_mib=768,
+        cpus=1,
+        product="Demo UEFI node",
+    ),
 )
 
 
@@ -40,14 +54,17 @@ def run_demo(boot_dir: Path, workdir: Path, timeout: float) -> int:
     accel, why = choose_accel(os.environ.get("NETBOOT_QEMU_ACCEL"))
     started = time.monotonic()
     with LabNetwork(prefix="nbdemo") as lab:
-        console.print(f"lab namespace [bold]{lab.name}[/], bridge {lab.bridge} "
-                      f"{lab.address} (nothing touches the host's interfaces)")
+        console.print(
+            f"lab namespace [bold]{lab.name}[/], bridge {lab.bridge} "
+            f"{lab.address} (nothing touches the host's interfaces)"
+        )
         appliance = LabAppliance(lab, workdir / "appliance", boot_dir).start()
         try:
             with console.status("starting netboot serve..."):
                 appliance.wait_ready()
-            console.print(f"netboot serving DHCP/TFTP/HTTP on {lab.bridge}; "
-                          f"log: {appliance.log_path}")
+            console.print(
+                f"netboot serving DHCP/TFTP/HTTP on {lab.bridge}; log: {appliance.log_path}"
+            )
             console.print(f"QEMU accelerator: {accel} ({why})")
             nodes = [QemuNode(lab, spec, workdir / "nodes") for spec in DEMO_NODES]
             pending = {n.spec.name: n for n in nodes}
@@ -57,16 +74,21 @@ def run_demo(boot_dir: Path, workdir: Path, timeout: float) -> int:
                     for name, node in list(pending.items()):
                         if node.proc.poll() is not None:
                             del pending[name]
-                            console.print(f"{name} powered off after "
-                                          f"{time.monotonic() - started:.0f}s")
-                    status.update(f"waiting for {', '.join(pending)} to PXE boot, enlist and "
-                                  f"power off ({time.monotonic() - started:.0f}s; serial logs "
-                                  f"in {workdir / 'nodes'})")
+                            console.print(
+                                f"{name} powered off after {time.monotonic() - started:.0f}s"
+                            )
+                    status.update(
+                        f"waiting for {', '.join(pending)} to PXE boot, enlist and "
+                        f"power off ({time.monotonic() - started:.0f}s; serial logs "
+                        f"in {workdir / 'nodes'})"
+                    )
                     time.sleep(0.5)
             for node in nodes:
                 if node.proc.poll() is None:
-                    console.print(f"[red]{node.spec.name} did not finish; serial tail:[/]\n"
-                                  f"{node.serial_tail()}")
+                    console.print(
+                        f"[red]{node.spec.name} did not finish; serial tail:[/]\n"
+                        f"{node.serial_tail()}"
+                    )
             result = appliance.netboot("nodes")
             console.print(result.stdout or result.stderr)
             console.print(

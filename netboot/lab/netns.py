@@ -46,8 +46,12 @@ class LabNetwork:
                 # Forward immediately: no STP listening delay for booting firmware.
                 idx = ns.link_lookup(ifname=BRIDGE)[0]
                 ns.link("set", index=idx, br_forward_delay=0)
-                ns.addr("add", index=idx, address=str(self.address.ip),
-                        prefixlen=self.address.network.prefixlen)
+                ns.addr(
+                    "add",
+                    index=idx,
+                    address=str(self.address.ip),
+                    prefixlen=self.address.network.prefixlen,
+                )
                 ns.link("set", index=idx, state="up")
                 ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
         except BaseException:
@@ -77,22 +81,34 @@ class LabNetwork:
         host = LabHost(self, f"{self.name}-h{len(self._namespaces)}", address)
         return host
 
-    def popen(self, args: Sequence[str], *, namespace: str | None = None,
-              stdout: IO[Any] | int | None = None, stderr: IO[Any] | int | None = None,
-              env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen:
+    def popen(
+        self,
+        args: Sequence[str],
+        *,
+        namespace: str | None = None,
+        stdout: IO[Any] | int | None = None,
+        stderr: IO[Any] | int | None = None,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> subprocess.Popen:
         """Start ``args`` inside the lab namespace; it is killed by ``close()``."""
         ns = namespace or self.name
         proc = subprocess.Popen(
-            list(args), stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, env=env,
-            cwd=cwd, preexec_fn=lambda: _enter(ns),
+            list(args),
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            env=env,
+            cwd=cwd,
+            preexec_fn=lambda: _enter(ns),
         )
         self._procs.append(proc)
         return proc
 
-    def run(self, args: Sequence[str], *, namespace: str | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess:
-        proc = self.popen(args, namespace=namespace, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE)
+    def run(
+        self, args: Sequence[str], *, namespace: str | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess:
+        proc = self.popen(args, namespace=namespace, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -126,8 +142,9 @@ class LabHost:
         lab._create(name)
         peer = lab._next_port("nbveth")
         with NetNS(lab.name) as ns:
-            ns.link("add", ifname=peer, kind="veth", peer={"ifname": self.interface,
-                                                          "net_ns_fd": name})
+            ns.link(
+                "add", ifname=peer, kind="veth", peer={"ifname": self.interface, "net_ns_fd": name}
+            )
             idx = ns.link_lookup(ifname=peer)[0]
             ns.link("set", index=idx, master=ns.link_lookup(ifname=BRIDGE)[0])
             ns.link("set", index=idx, state="up")
@@ -135,8 +152,7 @@ class LabHost:
             idx = ns.link_lookup(ifname=self.interface)[0]
             if address:
                 iface = IPv4Interface(address)
-                ns.addr("add", index=idx, address=str(iface.ip),
-                        prefixlen=iface.network.prefixlen)
+                ns.addr("add", index=idx, address=str(iface.ip), prefixlen=iface.network.prefixlen)
             ns.link("set", index=idx, state="up")
             ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
 

@@ -53,8 +53,9 @@ class NodeSpec:
 class QemuNode:
     """One running QEMU process inside the lab namespace."""
 
-    def __init__(self, lab: LabNetwork, spec: NodeSpec, workdir: Path,
-                 accel: str | None = None) -> None:
+    def __init__(
+        self, lab: LabNetwork, spec: NodeSpec, workdir: Path, accel: str | None = None
+    ) -> None:
         self.spec = spec
         self.workdir = workdir / spec.name
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -71,31 +72,59 @@ class QemuNode:
         disk = self.workdir / "disk.img"
         with open(disk, "wb") as f:  # sparse, empty: nothing bootable on it yet
             f.truncate(s.disk_gib << 30)
-        smbios = (f"type=1,manufacturer={_smbios(s.vendor)},product={_smbios(s.product)},"
-                  f"serial={_smbios(s.serial or s.name)},uuid={s.uuid}")
+        smbios = (
+            f"type=1,manufacturer={_smbios(s.vendor)},product={_smbios(s.product)},"
+            f"serial={_smbios(s.serial or s.name)},uuid={s.uuid}"
+        )
         cmd = [
-            QEMU, "-accel", self.accel, "-m", str(s.memory_mib), "-smp", str(s.cpus),
-            "-name", s.name, "-nographic", "-serial", f"file:{self.serial_log}",
-            "-monitor", "none", "-parallel", "none", "-no-reboot",
-            "-smbios", smbios,
-            "-drive", f"file={disk},if=virtio,format=raw",
-            "-netdev", f"tap,id=n0,ifname={self.tap},script=no,downscript=no",
+            QEMU,
+            "-accel",
+            self.accel,
+            "-m",
+            str(s.memory_mib),
+            "-smp",
+            str(s.cpus),
+            "-name",
+            s.name,
+            "-nographic",
+            "-serial",
+            f"file:{self.serial_log}",
+            "-monitor",
+            "none",
+            "-parallel",
+            "none",
+            "-no-reboot",
+            "-smbios",
+            smbios,
+            "-drive",
+            f"file={disk},if=virtio,format=raw",
+            "-netdev",
+            f"tap,id=n0,ifname={self.tap},script=no,downscript=no",
         ]
         if s.firmware == "bios":
             # QEMU's default ROM for virtio-net-pci is iPXE (efi-virtio.rom).
-            cmd += ["-machine", "pc", "-device",
-                    f"virtio-net-pci,netdev=n0,mac={s.mac},bootindex=1"]
+            cmd += [
+                "-machine",
+                "pc",
+                "-device",
+                f"virtio-net-pci,netdev=n0,mac={s.mac},bootindex=1",
+            ]
         elif s.firmware == "uefi":
             vars_copy = self.workdir / "OVMF_VARS.fd"
             shutil.copyfile(OVMF_VARS, vars_copy)
             cmd += [
-                "-machine", "q35",
-                "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
-                "-drive", f"if=pflash,format=raw,unit=1,file={vars_copy}",
+                "-machine",
+                "q35",
+                "-drive",
+                f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
+                "-drive",
+                f"if=pflash,format=raw,unit=1,file={vars_copy}",
                 # romfile= (empty): OVMF's own PXE, like a real UEFI board's NIC.
-                "-device", f"virtio-net-pci,netdev=n0,mac={s.mac},romfile=,bootindex=1",
+                "-device",
+                f"virtio-net-pci,netdev=n0,mac={s.mac},romfile=,bootindex=1",
                 # Skip the IPv6 PXE attempt that follows a failed IPv4 one (LAB-NOTES).
-                "-fw_cfg", "name=opt/org.tianocore/IPv6Support,string=no",
+                "-fw_cfg",
+                "name=opt/org.tianocore/IPv6Support,string=no",
             ]
         else:
             raise ValueError(f"unknown firmware {s.firmware!r}")

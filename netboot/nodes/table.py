@@ -27,12 +27,29 @@ def print_nodes(cfg: Config, as_json: bool = False) -> int:
         print(json.dumps([node_json(n) for n in nodes], indent=2, sort_keys=True))
         return 0
     table = Table(title=f"{len(nodes)} node(s)")
-    for column in ("hostname", "system_id", "MAC", "UUID", "vendor / product", "CPUs",
-                   "RAM", "disks", "status"):
+    for column in (
+        "hostname",
+        "system_id",
+        "MAC",
+        "UUID",
+        "vendor / product",
+        "CPUs",
+        "RAM",
+        "disks",
+        "status",
+    ):
         table.add_column(column)
     for n in nodes:
-        table.add_row(n.hostname, n.system_id, n.boot_mac, n.uuid or "-",
-                      f"{n.vendor} / {n.product}".strip(" /") or "-", str(n.cpu_count),
-                      f"{n.memory_mib} MiB", _disks(n), n.status.label)
+        table.add_row(
+            n.hostname,
+            n.system_id,
+            n.boot_mac,
+            n.uuid or "-",
+            f"{n.vendor} / {n.product}".strip(" /") or "-",
+            str(n.cpu_count),
+            f"{n.memory_mib} MiB",
+            _disks(n),
+            n.status.label,
+        )
     Console(width=160).print(table)
     return 0

@@ -103,20 +103,41 @@ class SQLiteStore:
                     + ") VALUES (?, ?, ?, ?, ?, "
                     + ", ".join("?" for _ in fields)
                     + ")",
-                    (system_id, hostname, int(NodeStatus.NEW), secrets.token_urlsafe(24), now,
-                     *fields.values()),
+                    (
+                        system_id,
+                        hostname,
+                        int(NodeStatus.NEW),
+                        secrets.token_urlsafe(24),
+                        now,
+                        *fields.values(),
+                    ),
                 )
-                tx.add_event(system_id, now, actor, "enlisted", None, NodeStatus.NEW,
-                             f"enlisted from {report.boot_mac}")
+                tx.add_event(
+                    system_id,
+                    now,
+                    actor,
+                    "enlisted",
+                    None,
+                    NodeStatus.NEW,
+                    f"enlisted from {report.boot_mac}",
+                )
             else:
                 system_id = existing
                 tx.db.execute(
-                    "UPDATE nodes SET " + ", ".join(f"{k} = ?" for k in fields)
+                    "UPDATE nodes SET "
+                    + ", ".join(f"{k} = ?" for k in fields)
                     + " WHERE system_id = ?",
                     (*fields.values(), system_id),
                 )
-                tx.add_event(system_id, now, actor, "re-enlisted", None, None,
-                             f"inventory refreshed from {report.boot_mac}")
+                tx.add_event(
+                    system_id,
+                    now,
+                    actor,
+                    "re-enlisted",
+                    None,
+                    None,
+                    f"inventory refreshed from {report.boot_mac}",
+                )
             for mac in report.macs:
                 tx.db.execute(
                     "INSERT INTO node_macs (mac, system_id) VALUES (?, ?) "
@@ -211,8 +232,9 @@ class SQLiteStore:
         rows = self._db.execute("SELECT ip FROM leases WHERE expires > ?", (now,))
         return {IPv4Address(r[0]) for r in rows}
 
-    def commit_lease(self, mac: str, ip: IPv4Address, expires: float, hostname: str,
-                     now: float) -> Lease:
+    def commit_lease(
+        self, mac: str, ip: IPv4Address, expires: float, hostname: str, now: float
+    ) -> Lease:
         """Durably bind ``ip`` to ``mac`` until ``expires``. Raises LeaseConflict if another
         client holds ``ip`` unexpired; an expired holder is evicted."""
         with self._tx() as tx:
@@ -258,21 +280,35 @@ class _Tx:
         row = self.db.execute("SELECT 1 FROM nodes WHERE hostname = ?", (hostname,))
         return row.fetchone() is not None
 
-    def add_event(self, system_id: str, now: float, actor: str, kind: str,
-                  from_status: NodeStatus | None, to_status: NodeStatus | None,
-                  message: str) -> None:
+    def add_event(
+        self,
+        system_id: str,
+        now: float,
+        actor: str,
+        kind: str,
+        from_status: NodeStatus | None,
+        to_status: NodeStatus | None,
+        message: str,
+    ) -> None:
         self.db.execute(
             "INSERT INTO events (system_id, time, actor, kind, from_status, to_status, message)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (system_id, now, actor, kind,
-             None if from_status is None else int(from_status),
-             None if to_status is None else int(to_status), message),
+            (
+                system_id,
+                now,
+                actor,
+                kind,
+                None if from_status is None else int(from_status),
+                None if to_status is None else int(to_status),
+                message,
+            ),
         )
 
 
 def _lease(row: sqlite3.Row) -> Lease:
-    return Lease(mac=row["mac"], ip=IPv4Address(row["ip"]), expires=row["expires"],
-                 hostname=row["hostname"])
+    return Lease(
+        mac=row["mac"], ip=IPv4Address(row["ip"]), expires=row["expires"], hostname=row["hostname"]
+    )
 
 
 def open_store(path: Path) -> SQLiteStore:

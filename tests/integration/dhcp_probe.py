@@ -46,10 +46,18 @@ def main() -> int:
         if isinstance(opt, tuple):
             key, value = opt[0], opt[1]
             options[str(key)] = value.decode("latin-1") if isinstance(value, bytes) else value
-    print(json.dumps({
-        "yiaddr": bootp.yiaddr, "siaddr": bootp.siaddr, "xid": bootp.xid,
-        "file": bootp.file.rstrip(b"\0").decode("latin-1"), "options": options,
-    }, default=str))
+    print(
+        json.dumps(
+            {
+                "yiaddr": bootp.yiaddr,
+                "siaddr": bootp.siaddr,
+                "xid": bootp.xid,
+                "file": bootp.file.rstrip(b"\0").decode("latin-1"),
+                "options": options,
+            },
+            default=str,
+        )
+    )
     return 0
 
 

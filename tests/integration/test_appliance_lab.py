@@ -45,9 +45,23 @@ def db_rows(app: LabAppliance, sql: str) -> list[tuple]:
 def test_dhclient_gets_a_lease_from_the_range_with_our_options(lab: LabNetwork, appliance):
     host = lab.add_host()
     lease_file = appliance.workdir / "dhclient.leases"
-    proc = host.popen(["dhclient", "-d", "-4", "-1", "-lf", str(lease_file),
-                       "-pf", str(appliance.workdir / "dhclient.pid"), "-sf", "/bin/true",
-                       host.interface], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = host.popen(
+        [
+            "dhclient",
+            "-d",
+            "-4",
+            "-1",
+            "-lf",
+            str(lease_file),
+            "-pf",
+            str(appliance.workdir / "dhclient.pid"),
+            "-sf",
+            "/bin/true",
+            host.interface,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and "fixed-address" not in _read(lease_file):
         time.sleep(0.2)
@@ -90,8 +104,9 @@ def test_pxe_discover_gets_the_loader_for_its_firmware(
 def test_boot_files_over_tftp_and_http_match(lab: LabNetwork, appliance, fake_boot_dir):
     host = lab.add_host("10.66.0.50/24")
     dest = appliance.workdir / "got.kpxe"
-    result = host.run(["tftp", "10.66.0.1", "-m", "binary", "-c", "get", "undionly.kpxe",
-                       str(dest)], timeout=30)
+    result = host.run(
+        ["tftp", "10.66.0.1", "-m", "binary", "-c", "get", "undionly.kpxe", str(dest)], timeout=30
+    )
     assert result.returncode == 0, result.stderr
     assert _sha(dest) == _sha(fake_boot_dir / "undionly.kpxe")
     result = curl(host, "-o", str(dest), "http://10.66.0.1:5248/boot/files/vmlinuz")
@@ -100,8 +115,9 @@ def test_boot_files_over_tftp_and_http_match(lab: LabNetwork, appliance, fake_bo
     # A range request gets exactly the bytes asked for.
     result = host.run(["curl", "-sS", "-r", "10-19", "http://10.66.0.1:5248/boot/files/vmlinuz"])
     assert result.stdout == (fake_boot_dir / "vmlinuz").read_bytes()[10:20]
-    result = curl(host, "-o", "/dev/null", "-w", "%{http_code}",
-                  "http://10.66.0.1:5248/boot/files/")
+    result = curl(
+        host, "-o", "/dev/null", "-w", "%{http_code}", "http://10.66.0.1:5248/boot/files/"
+    )
     assert result.stdout == b"403"
 
 
@@ -114,24 +130,35 @@ def test_ipxe_script_then_enlist_creates_one_node(lab: LabNetwork, appliance):
     assert "netboot.enlist_url=http://10.66.0.1:5248/api/enlist" in script
     assert "initrd http://10.66.0.1:5248/boot/files/enlist.initrd" in script
 
-    body = json.dumps({
-        "boot_mac": mac,
-        "interfaces": [{"name": "eth0", "mac": mac, "ipv4": "10.66.0.100"}],
-        "dmi": {"product_uuid": "00112233-4455-6677-8899-aabbccddeeff", "sys_vendor": "Acme"},
-        "cpu": {"count": 2, "model": "x"},
-        "memory": {"total_mib": 512},
-        "disks": [{"name": "vda", "size_bytes": 1 << 30}],
-    })
+    body = json.dumps(
+        {
+            "boot_mac": mac,
+            "interfaces": [{"name": "eth0", "mac": mac, "ipv4": "10.66.0.100"}],
+            "dmi": {"product_uuid": "00112233-4455-6677-8899-aabbccddeeff", "sys_vendor": "Acme"},
+            "cpu": {"count": 2, "model": "x"},
+            "memory": {"total_mib": 512},
+            "disks": [{"name": "vda", "size_bytes": 1 << 30}],
+        }
+    )
     url = "http://10.66.0.1:5248/api/enlist"
-    first = curl(host, "-w", "\n%{http_code}", "-H", "content-type: application/json",
-                 "--data-binary", body, url).stdout.decode()
+    first = curl(
+        host,
+        "-w",
+        "\n%{http_code}",
+        "-H",
+        "content-type: application/json",
+        "--data-binary",
+        body,
+        url,
+    ).stdout.decode()
     second = curl(host, "-w", "\n%{http_code}", "--data-binary", body, url).stdout.decode()
     assert first.endswith("201") and second.endswith("200")
     created = json.loads(first.rsplit("\n", 1)[0])
     assert json.loads(second.rsplit("\n", 1)[0])["system_id"] == created["system_id"]
     rows = db_rows(appliance, "SELECT system_id, hostname, status, uuid, cpu_count FROM nodes")
-    assert rows == [(created["system_id"], created["hostname"], 0,
-                     "00112233-4455-6677-8899-aabbccddeeff", 2)]
+    assert rows == [
+        (created["system_id"], created["hostname"], 0, "00112233-4455-6677-8899-aabbccddeeff", 2)
+    ]
     nodes = appliance.netboot("nodes", "--json")
     assert json.loads(nodes.stdout)[0]["hostname"] == created["hostname"]
 
@@ -139,8 +166,14 @@ def test_ipxe_script_then_enlist_creates_one_node(lab: LabNetwork, appliance):
 @pytest.mark.parametrize("body", [b"not json", b"{}", b'{"boot_mac": "52:54:00:12:34:56"}'])
 def test_bad_enlist_body_is_400_and_writes_nothing(lab: LabNetwork, appliance, body):
     host = lab.add_host("10.66.0.50/24")
-    result = curl(host, "-w", "\n%{http_code}", "--data-binary", body.decode(),
-                  "http://10.66.0.1:5248/api/enlist").stdout.decode()
+    result = curl(
+        host,
+        "-w",
+        "\n%{http_code}",
+        "--data-binary",
+        body.decode(),
+        "http://10.66.0.1:5248/api/enlist",
+    ).stdout.decode()
     answer, code = result.rsplit("\n", 1)
     assert code == "400"
     assert json.loads(answer)["error"]
@@ -151,8 +184,9 @@ def test_bad_enlist_body_is_400_and_writes_nothing(lab: LabNetwork, appliance, b
 def test_serve_refuses_an_interface_that_does_not_exist(lab: LabNetwork, fake_boot_dir, tmp_path):
     app = LabAppliance(lab, tmp_path / "app", fake_boot_dir)
     app.config_path.write_text(app.config_path.read_text().replace('["nbbr0"]', '["nope0"]'))
-    result = lab.run([sys.executable, "-m", "netboot.cli", "--config", str(app.config_path),
-                      "serve"], timeout=30)
+    result = lab.run(
+        [sys.executable, "-m", "netboot.cli", "--config", str(app.config_path), "serve"], timeout=30
+    )
     assert result.returncode != 0
     assert b"nope0" in result.stdout + result.stderr
 
