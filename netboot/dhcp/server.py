@@ -21,6 +21,7 @@ from netboot.config import DHCPConfig
 from netboot.dhcp import options as dhcp_options
 from netboot.dhcp.codec import MalformedPacket, MessageType, Packet, make_reply
 from netboot.dhcp.facts import ClientFacts, facts_from_packet
+from netboot.dhcp.offers import OfferBook
 from netboot.dhcp.policy import (
     Ack,
     Drop,
@@ -58,6 +59,7 @@ class DHCPServerProtocol(DatagramProtocol):
         self.store = store
         self.clock = clock
         self.stats: Counter[str] = Counter()
+        self.offers = OfferBook()
 
     def datagramReceived(self, data: bytes, addr: tuple[str, int]) -> None:
         try:
@@ -85,7 +87,8 @@ class DHCPServerProtocol(DatagramProtocol):
         facts = facts_from_packet(packet)
         now = self.clock()
         own = self.store.lease_for_mac(facts.mac)
-        state = LeaseState(own=own, held=self.store.held_ips(now))
+        held = self.store.held_ips(now) | self.offers.held_for_others(facts.mac, now)
+        state = LeaseState(own=own, held=held)
         decision = decide(facts, self.cfg, self.server_address, state, now)
         self.stats[type(decision).__name__.lower()] += 1
         mtype = _type_name(facts)
@@ -103,17 +106,7 @@ class DHCPServerProtocol(DatagramProtocol):
             log.info("RELEASE {ip} by {mac}", ip=decision.ip, mac=facts.mac)
             return
         if isinstance(decision, Nak):
-            self._send(
-                packet,
-                make_reply(
-                    packet,
-                    message_type=MessageType.NAK,
-                    yiaddr=IPv4Address(0),
-                    siaddr=IPv4Address(0),
-                    options=self._encode([(54, self.server_address)]),
-                ),
-            )
-            log.info("NAK to {mac}: {reason}", mac=facts.mac, reason=decision.reason)
+            self._nak(packet, facts, decision.reason)
             return
 
         boot = choose_boot(facts, self.http_base)
@@ -130,8 +123,11 @@ class DHCPServerProtocol(DatagramProtocol):
                         facts.mac, decision.ip, now + decision.lease_seconds, hostname, now
                     )
                 except LeaseConflict as exc:
-                    log.warn("NAK to {mac}: {reason}", mac=facts.mac, reason=str(exc))
+                    self._nak(packet, facts, str(exc))
                     return
+                self.offers.forget(decision.ip)
+            else:
+                self.offers.reserve(decision.ip, facts.mac, now)
             opts = reply_options(facts, self.cfg, self.server_address, decision.lease_seconds, boot)
             reply_type = MessageType.OFFER if isinstance(decision, Offer) else MessageType.ACK
             yiaddr = decision.ip
@@ -153,6 +149,17 @@ class DHCPServerProtocol(DatagramProtocol):
             vc=facts.vendor_class or "-",
             file=boot.filename if boot else "-",
         )
+
+    def _nak(self, packet: Packet, facts: ClientFacts, reason: str) -> None:
+        nak = make_reply(
+            packet,
+            message_type=MessageType.NAK,
+            yiaddr=IPv4Address(0),
+            siaddr=IPv4Address(0),
+            options=self._encode([(54, self.server_address)]),
+        )
+        self._send(packet, nak)
+        log.info("NAK to {mac}: {reason}", mac=facts.mac, reason=reason)
 
     def _encode(self, opts: list[tuple[int, object]]) -> list[tuple[int, bytes]]:
         return [(code, dhcp_options.encode(code, value)) for code, value in opts]
