@@ -1,0 +1,1 @@
+"""Power drivers: one module each behind the small interface in base.py."""
