@@ -90,14 +90,18 @@ def run_demo(boot_dir: Path, workdir: Path, timeout: float) -> int:
                         f"{node.serial_tail()}"
                     )
             result = appliance.netboot("nodes")
-            console.print(result.stdout or result.stderr)
+            print(result.stdout or result.stderr, flush=True)  # already laid out by rich
             console.print(
-                f"HTTP endpoint: {appliance.http_base}/api/nodes (inside the lab namespace: "
-                f"`ip netns exec {lab.name} curl {appliance.http_base}/api/nodes`, while the "
-                f"demo runs)\nState kept in {appliance.state_dir}; "
+                f"HTTP endpoint: {appliance.http_base}/api/nodes, inside the lab namespace: "
+                f"`ip netns exec {lab.name} curl {appliance.http_base}/api/nodes` "
+                f"while the lab is up.\nState kept in {appliance.state_dir}; "
                 f"`netboot --config {appliance.config_path} nodes` shows it again."
             )
-            return 0 if not pending and all(n.proc.returncode == 0 for n in nodes) else 1
+            ok = not pending and all(n.proc.returncode == 0 for n in nodes)
+            if sys.stdin.isatty():
+                console.print("The lab stays up until you press Enter (or Ctrl-C).")
+                input()
+            return 0 if ok else 1
         except KeyboardInterrupt:
             console.print("interrupted: tearing the lab down")
             return 130
