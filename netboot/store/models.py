@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
 from netboot.nodes.lifecycle import NodeStatus
@@ -26,6 +26,20 @@ class Node:
     token: str
     created: float
     updated: float
+    # Lifecycle fields (migration 2). Secrets (power parameters, user data) are not here.
+    owner: str | None = None
+    owner_data: dict[str, str] = field(default_factory=dict)
+    agent_name: str = ""
+    zone: str = "default"
+    tags: tuple[str, ...] = ()
+    architecture: str = "amd64/generic"
+    power_type: str = "manual"
+    power_state: str = "unknown"
+    osystem: str = ""
+    distro_series: str = ""
+    status_message: str = ""
+    status_deadline: float | None = None
+    hardware: dict = field(default_factory=dict)  # commissioning inventory
 
     @property
     def storage_bytes(self) -> int:

@@ -49,6 +49,51 @@ MIGRATIONS: tuple[str, ...] = (
         updated     REAL NOT NULL
     );
     """,
+    # 1 -> 2: lifecycle (owner, power, deploy choices, deadlines, commissioning
+    # inventory), per-script commissioning results, operator API keys.
+    """
+    ALTER TABLE nodes ADD COLUMN owner TEXT;
+    ALTER TABLE nodes ADD COLUMN owner_data TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE nodes ADD COLUMN agent_name TEXT NOT NULL DEFAULT '';
+    ALTER TABLE nodes ADD COLUMN zone TEXT NOT NULL DEFAULT 'default';
+    ALTER TABLE nodes ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE nodes ADD COLUMN architecture TEXT NOT NULL DEFAULT 'amd64/generic';
+    ALTER TABLE nodes ADD COLUMN power_type TEXT NOT NULL DEFAULT 'manual';
+    ALTER TABLE nodes ADD COLUMN power_parameters TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE nodes ADD COLUMN power_state TEXT NOT NULL DEFAULT 'unknown';
+    ALTER TABLE nodes ADD COLUMN osystem TEXT NOT NULL DEFAULT '';
+    ALTER TABLE nodes ADD COLUMN distro_series TEXT NOT NULL DEFAULT '';
+    ALTER TABLE nodes ADD COLUMN user_data BLOB;
+    ALTER TABLE nodes ADD COLUMN status_message TEXT NOT NULL DEFAULT '';
+    ALTER TABLE nodes ADD COLUMN status_deadline REAL;
+    ALTER TABLE nodes ADD COLUMN hardware TEXT NOT NULL DEFAULT '{}';
+    CREATE INDEX nodes_by_deadline ON nodes(status_deadline) WHERE status_deadline IS NOT NULL;
+    CREATE TABLE script_results (
+        system_id   TEXT NOT NULL REFERENCES nodes(system_id) ON DELETE CASCADE,
+        name        TEXT NOT NULL,
+        exit_status INTEGER NOT NULL,
+        output      BLOB NOT NULL,
+        time        REAL NOT NULL,
+        PRIMARY KEY (system_id, name)
+    );
+    CREATE TABLE api_keys (
+        consumer_key TEXT NOT NULL,
+        token_key    TEXT PRIMARY KEY,
+        token_secret TEXT NOT NULL,
+        username     TEXT NOT NULL,
+        name         TEXT NOT NULL DEFAULT '',
+        created      REAL NOT NULL
+    );
+    """,
+    # 2 -> 3: operator accounts for the web UI (scrypt hashes, see netboot/http/ui/auth.py).
+    """
+    CREATE TABLE users (
+        username      TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        created       REAL NOT NULL,
+        last_login    REAL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -21,6 +21,7 @@ from netboot.nodes.inventory import EnlistReport
 from netboot.nodes.lifecycle import NodeStatus
 from netboot.nodes.names import generate_hostname
 from netboot.store.models import Event, Lease, Node
+from netboot.store.nodes_ext import NodeLifecycleStore, node_ext_fields
 from netboot.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 
@@ -35,7 +36,7 @@ class LeaseConflict(StoreError):
 _SYSTEM_ID_ALPHABET = string.ascii_lowercase + string.digits
 
 
-class SQLiteStore:
+class SQLiteStore(NodeLifecycleStore):
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
@@ -211,6 +212,7 @@ class SQLiteStore:
             token=row["token"],
             created=row["created"],
             updated=row["updated"],
+            **node_ext_fields(row),
         )
 
     # -- leases -------------------------------------------------------------------

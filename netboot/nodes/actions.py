@@ -1,0 +1,551 @@
+"""Node actions: the one place a node's status changes.
+
+Every caller -- the MAAS API, the web UI, the CLI, node callbacks, the timeout checker --
+goes through ``NodeActions``. Each action checks the move against the lifecycle table
+(``lifecycle.check_transition``; an illegal move raises ``IllegalTransition`` naming the
+current state, which the API answers with 409) and writes the new status, its fields and
+an event row (time, actor, from, to, reason) in one store transaction. Power is then
+driven through the node's power driver (``netboot.power.base.PowerDriver``, looked up by
+the node's ``power_type``).
+
+Synchronous parts (the transition) raise at once: NodeNotFound, IllegalTransition,
+InvalidAction. Actions that drive power return a Deferred that fires with the updated
+Node once the driver answered, or fails with PowerActionFailed after the node was moved
+to the matching FAILED state with the driver's message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from netboot.nodes.constraints import Constraints, matches
+from netboot.nodes.lifecycle import IllegalTransition, NodeStatus
+from netboot.power.base import PowerDriver, PowerError, PowerState
+from netboot.store.models import Node
+from netboot.store.nodes_ext import NodeNotFound, clear_script_results
+
+log = Logger(namespace="netboot.nodes")
+
+S = NodeStatus
+
+__all__ = [
+    "IllegalTransition",
+    "InvalidAction",
+    "NodeActions",
+    "NodeNotFound",
+    "NoMatchingNode",
+    "PowerActionFailed",
+    "Timeouts",
+]
+
+
+class InvalidAction(ValueError):
+    """Bad input for an action; ``field`` names it (API: 400). Nothing was changed."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class NoMatchingNode(LookupError):
+    """No READY node satisfies the allocation constraints (API: 409)."""
+
+
+class PowerActionFailed(RuntimeError):
+    """The power driver failed; the node has been moved to ``node.status`` already."""
+
+    def __init__(self, node: Node, action: str, message: str) -> None:
+        super().__init__(f"power {action} of {node.hostname} failed: {message}")
+        self.node = node
+        self.action = action
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds a node may stay in a phase without reporting back (0 = no limit)."""
+
+    commissioning: float = 1800.0
+    deploying: float = 3600.0
+    releasing: float = 900.0
+
+
+# The phase a node waits in -> the FAILED state it goes to when the phase times out.
+FAILED_STATE = {
+    S.COMMISSIONING: S.FAILED_COMMISSIONING,
+    S.DEPLOYING: S.FAILED_DEPLOYMENT,
+    S.RELEASING: S.FAILED_RELEASING,
+}
+
+PowerLookup = Callable[[str], PowerDriver]
+SYSTEM_ACTOR = "netboot"
+
+
+class NodeActions:
+    """Lifecycle actions over a store. ``power(power_type)`` returns the driver (raising
+    KeyError for an unknown type); ``clock`` gives wall-clock seconds."""
+
+    def __init__(
+        self,
+        store,
+        power: PowerLookup,
+        clock: Callable[[], float] = time.time,
+        timeouts: Timeouts = Timeouts(),  # noqa: B008 (frozen, shared safely)
+    ) -> None:
+        self.store = store
+        self.power = power
+        self.clock = clock
+        self.timeouts = timeouts
+
+    # -- reads --------------------------------------------------------------------------
+
+    def get(self, system_id: str) -> Node:
+        node = self.store.node(system_id)
+        if node is None:
+            raise NodeNotFound(system_id)
+        return node
+
+    # -- commissioning ------------------------------------------------------------------
+
+    def commission(self, system_id: str, actor: str, reason: str = "") -> defer.Deferred:
+        """NEW/READY/FAILED_COMMISSIONING/BROKEN -> COMMISSIONING, then power on. The
+        node boots the commissioning environment, which reports back through
+        ``commissioning_result``/``commissioning_done``."""
+        node = self._to(
+            system_id,
+            S.COMMISSIONING,
+            actor,
+            reason or "commissioning started",
+            deadline=self.timeouts.commissioning,
+            fields={"status_message": "Commissioning"},
+            before=clear_script_results(system_id),
+        )
+        return self._power(node, "on", actor, failed=S.FAILED_COMMISSIONING)
+
+    def commissioning_done(
+        self, system_id: str, actor: str, ok: bool, message: str, hardware: dict | None = None
+    ) -> Node:
+        """The commissioning environment finished: READY, or FAILED_COMMISSIONING with
+        ``message`` (the failed scripts). Only a COMMISSIONING node completes."""
+        fields: dict = {"status_message": "" if ok else message, "status_deadline": None}
+        if hardware is not None:
+            fields["hardware"] = hardware
+        to = S.READY if ok else S.FAILED_COMMISSIONING
+        node, _ = self.store.transition(
+            system_id,
+            to,
+            self.clock(),
+            actor,
+            message,
+            fields=fields,
+            only_from=(S.COMMISSIONING,),
+        )
+        log.info(
+            "{hostname} ({system_id}) commissioning {result}: {message}",
+            hostname=node.hostname,
+            system_id=system_id,
+            result="done" if ok else "FAILED",
+            message=message,
+        )
+        return node
+
+    # -- allocation and deployment ------------------------------------------------------
+
+    def allocate(
+        self,
+        constraints: Constraints,
+        actor: str,
+        *,
+        agent_name: str = "",
+        comment: str = "",
+        dry_run: bool = False,
+    ) -> Node:
+        """Pick a READY node matching ``constraints`` (fewest resources first, so big
+        machines stay free for big requests) and move it to ALLOCATED owned by ``actor``.
+        ``dry_run`` returns the pick without changing anything."""
+        candidates = sorted(
+            (n for n in self.store.nodes() if n.status is S.READY and matches(n, constraints)),
+            key=lambda n: (n.cpu_count, n.memory_mib, n.storage_bytes, n.hostname),
+        )
+        if dry_run:
+            if not candidates:
+                raise NoMatchingNode(f"no ready node matches {constraints.describe()}")
+            return candidates[0]
+        for node in candidates:
+            try:
+                return self._to(
+                    node.system_id,
+                    S.ALLOCATED,
+                    actor,
+                    comment or f"allocated to {actor} ({constraints.describe()})",
+                    fields={"owner": actor, "agent_name": agent_name, "status_message": ""},
+                    only_from=(S.READY,),
+                )
+            except IllegalTransition:
+                continue  # taken by a concurrent allocation since we listed: next one
+        raise NoMatchingNode(f"no ready node matches {constraints.describe()}")
+
+    def deploy(
+        self,
+        system_id: str,
+        actor: str,
+        *,
+        osystem: str = "debian",
+        distro_series: str = "bookworm",
+        user_data: bytes | None = None,
+        agent_name: str | None = None,
+        comment: str = "",
+    ) -> defer.Deferred:
+        """(READY -> ALLOCATED ->) DEPLOYING, then power on. A READY node is allocated to
+        ``actor`` first, as MAAS does. FAILED_DEPLOYMENT may be deployed again."""
+        if user_data is not None and len(user_data) > 16 << 20:
+            raise InvalidAction("user_data", "larger than 16 MiB")
+        node = self.get(system_id)
+        if node.status is S.READY:
+            node = self._to(
+                system_id,
+                S.ALLOCATED,
+                actor,
+                "allocated by deploy",
+                fields={"owner": actor, "agent_name": agent_name or ""},
+                only_from=(S.READY,),
+            )
+        fields: dict = {
+            "osystem": osystem,
+            "distro_series": distro_series,
+            "user_data": user_data,
+            "status_message": "Deploying",
+        }
+        if agent_name is not None:
+            fields["agent_name"] = agent_name
+        node = self._to(
+            system_id,
+            S.DEPLOYING,
+            actor,
+            comment or f"deploying {osystem}/{distro_series}",
+            deadline=self.timeouts.deploying,
+            fields=fields,
+            only_from=(S.ALLOCATED, S.FAILED_DEPLOYMENT),
+        )
+        return self._power(node, "on", actor, failed=S.FAILED_DEPLOYMENT)
+
+    def deployment_done(self, system_id: str, actor: str, ok: bool, message: str) -> Node:
+        """The installer reported: DEPLOYED, or FAILED_DEPLOYMENT with ``message``."""
+        node, _ = self.store.transition(
+            system_id,
+            S.DEPLOYED if ok else S.FAILED_DEPLOYMENT,
+            self.clock(),
+            actor,
+            message,
+            fields={"status_message": "" if ok else message, "status_deadline": None},
+            only_from=(S.DEPLOYING,),
+        )
+        return node
+
+    def release(
+        self, system_id: str, actor: str, *, erase: bool = False, comment: str = ""
+    ) -> defer.Deferred:
+        """Give the node back: ALLOCATED -> READY at once; a node that may be running
+        (DEPLOYING, DEPLOYED, FAILED_DEPLOYMENT, FAILED_RELEASING) -> RELEASING, power
+        off, -> READY (FAILED_RELEASING if the power off fails). Owner, agent name,
+        owner data and user data are cleared."""
+        if erase:
+            raise InvalidAction("erase", "disk erasing is not supported by this appliance")
+        cleared = {
+            "owner": None,
+            "agent_name": "",
+            "owner_data": {},
+            "user_data": None,
+            "osystem": "",
+            "distro_series": "",
+            "status_message": "",
+            "status_deadline": None,
+        }
+        node = self.get(system_id)
+        reason = comment or "released"
+        if node.status is S.READY:
+            return defer.succeed(node)  # MAAS: releasing a Ready machine is a no-op
+        if node.status is S.ALLOCATED:
+            return defer.succeed(
+                self._to(
+                    system_id, S.READY, actor, reason, fields=cleared, only_from=(S.ALLOCATED,)
+                )
+            )
+        node = self._to(
+            system_id,
+            S.RELEASING,
+            actor,
+            reason,
+            deadline=self.timeouts.releasing,
+            fields={"status_message": "Releasing"},
+            only_from=(S.DEPLOYING, S.DEPLOYED, S.FAILED_DEPLOYMENT, S.FAILED_RELEASING),
+        )
+        d = self._power(node, "off", actor, failed=S.FAILED_RELEASING)
+
+        def released(_: Node) -> Node:
+            return self._to(
+                system_id, S.READY, actor, "powered off", fields=cleared, only_from=(S.RELEASING,)
+            )
+
+        d.addCallback(released)
+        return d
+
+    # -- broken / fixed -----------------------------------------------------------------
+
+    def mark_broken(self, system_id: str, actor: str, reason: str = "") -> Node:
+        return self._to(
+            system_id,
+            S.BROKEN,
+            actor,
+            reason or "marked broken",
+            fields={"status_message": reason or "Marked broken", "status_deadline": None},
+        )
+
+    def mark_fixed(self, system_id: str, actor: str, reason: str = "") -> Node:
+        return self._to(
+            system_id,
+            S.READY,
+            actor,
+            reason or "marked fixed",
+            fields={"status_message": ""},
+            only_from=(S.BROKEN,),
+        )
+
+    # -- fields without a status change -------------------------------------------------
+
+    def set_owner_data(self, system_id: str, actor: str, updates: Mapping[str, str]) -> Node:
+        """Merge ``updates`` into owner_data; an empty value deletes that key."""
+        node = self.get(system_id)
+        data = dict(node.owner_data)
+        for key, value in updates.items():
+            if not key or len(key) > 255:
+                raise InvalidAction(key or "(key)", "owner data keys are 1..255 characters")
+            if value == "":
+                data.pop(key, None)
+            else:
+                data[key] = value
+        return self.store.update_node(
+            system_id,
+            {"owner_data": data},
+            self.clock(),
+            actor,
+            "owner-data",
+            "owner data: " + ", ".join(sorted(updates)),
+        )
+
+    def set_power(
+        self, system_id: str, actor: str, power_type: str, parameters: Mapping[str, str]
+    ) -> Node:
+        """Store the power type and parameters (validated by the driver's spec)."""
+        try:
+            driver = self.power(power_type)
+        except KeyError:
+            raise InvalidAction("power_type", f"unknown power type {power_type!r}") from None
+        known = {p.name for p in driver.parameters}
+        for name in parameters:
+            if name not in known:
+                raise InvalidAction(
+                    f"power_parameters_{name}",
+                    f"not a parameter of {power_type} (known: {', '.join(sorted(known)) or '-'})",
+                )
+        for spec in driver.parameters:
+            if spec.required and not parameters.get(spec.name):
+                raise InvalidAction(f"power_parameters_{spec.name}", "is required")
+        return self.store.update_node(
+            system_id,
+            {"power_type": power_type, "power_parameters": dict(parameters)},
+            self.clock(),
+            actor,
+            "power-config",
+            f"power type {power_type}",
+        )
+
+    # -- power --------------------------------------------------------------------------
+
+    def power_on(self, system_id: str, actor: str) -> defer.Deferred:
+        return self._power(self.get(system_id), "on", actor, failed=None)
+
+    def power_off(self, system_id: str, actor: str) -> defer.Deferred:
+        return self._power(self.get(system_id), "off", actor, failed=None)
+
+    def power_query(self, system_id: str, actor: str) -> defer.Deferred:
+        """Ask the driver; store and return the PowerState (ERROR with a log line when
+        the driver fails; UNKNOWN for drivers that cannot query, like manual)."""
+        node = self.get(system_id)
+        try:
+            driver = self.power(node.power_type)
+        except KeyError:
+            return defer.succeed(PowerState.UNKNOWN)
+        if not driver.can_query:
+            return defer.succeed(PowerState.UNKNOWN)
+        d = defer.maybeDeferred(driver.query, self.store.power_parameters(system_id))
+
+        def got(state: PowerState) -> PowerState:
+            self.store.update_node(
+                system_id,
+                {"power_state": state.value},
+                self.clock(),
+                actor,
+                "power",
+                "",
+                record_event=False,
+            )
+            return state
+
+        def failed(failure) -> PowerState:
+            failure.trap(PowerError)
+            log.warn(
+                "power query of {system_id} failed: {error}",
+                system_id=system_id,
+                error=failure.getErrorMessage(),
+            )
+            self.store.update_node(
+                system_id,
+                {"power_state": PowerState.ERROR.value},
+                self.clock(),
+                actor,
+                "power",
+                "",
+                record_event=False,
+            )
+            return PowerState.ERROR
+
+        d.addCallbacks(got, failed)
+        return d
+
+    # -- timeouts -----------------------------------------------------------------------
+
+    def expire_overdue(self) -> list[Node]:
+        """Move every node whose phase deadline passed to the matching FAILED state."""
+        now = self.clock()
+        expired = []
+        for node in self.store.nodes_past_deadline(now, FAILED_STATE):
+            limit = {
+                S.COMMISSIONING: self.timeouts.commissioning,
+                S.DEPLOYING: self.timeouts.deploying,
+                S.RELEASING: self.timeouts.releasing,
+            }[node.status]
+            reason = (
+                f"timed out: no report from the node within {limit:g} s of "
+                f"{node.status.label.lower()}"
+            )
+            try:
+                failed, _ = self.store.transition(
+                    node.system_id,
+                    FAILED_STATE[node.status],
+                    now,
+                    SYSTEM_ACTOR,
+                    reason,
+                    fields={"status_message": reason, "status_deadline": None},
+                    only_from=(node.status,),
+                )
+            except (IllegalTransition, NodeNotFound):
+                continue  # it reported (or was deleted) in the meantime
+            log.warn(
+                "{hostname} ({system_id}) {reason}",
+                hostname=node.hostname,
+                system_id=node.system_id,
+                reason=reason,
+            )
+            expired.append(failed)
+        return expired
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _to(
+        self,
+        system_id: str,
+        to: NodeStatus,
+        actor: str,
+        reason: str,
+        *,
+        deadline: float | None = None,
+        fields: Mapping | None = None,
+        only_from=None,
+        before=None,
+    ) -> Node:
+        now = self.clock()
+        all_fields = dict(fields or {})
+        if to in FAILED_STATE:
+            all_fields["status_deadline"] = now + deadline if deadline else None
+        elif "status_deadline" not in all_fields:
+            all_fields["status_deadline"] = None
+        node, previous = self.store.transition(
+            system_id, to, now, actor, reason, fields=all_fields, only_from=only_from, before=before
+        )
+        log.info(
+            "{hostname} ({system_id}) {frm} -> {to} by {actor}: {reason}",
+            hostname=node.hostname,
+            system_id=system_id,
+            frm=previous.name,
+            to=to.name,
+            actor=actor,
+            reason=reason,
+        )
+        return node
+
+    def _power(
+        self, node: Node, action: str, actor: str, failed: NodeStatus | None
+    ) -> defer.Deferred:
+        """Run driver.<action>; on success record the power state and fire with the
+        node; on failure move it to ``failed`` (if given) and fail with
+        PowerActionFailed."""
+        system_id = node.system_id
+        phase = node.status
+        try:
+            driver = self.power(node.power_type)
+            params = self.store.power_parameters(system_id)
+            d = defer.maybeDeferred(getattr(driver, action), params)
+        except KeyError:
+            d = defer.fail(PowerError(f"unknown power type {node.power_type!r}", retryable=False))
+            driver = None
+
+        def done(_: object) -> Node:
+            state = ("on" if action == "on" else "off") if driver.can_query else "unknown"
+            return self.store.update_node(
+                system_id,
+                {"power_state": state},
+                self.clock(),
+                actor,
+                "power",
+                f"power {action} ({node.power_type})",
+            )
+
+        def error(failure) -> None:
+            failure.trap(PowerError)
+            message = failure.getErrorMessage()
+            log.warn(
+                "power {action} of {system_id} ({ptype}) failed: {error}",
+                action=action,
+                system_id=system_id,
+                ptype=node.power_type,
+                error=message,
+            )
+            current = self.get(system_id)
+            if failed is not None:
+                # The node may have moved on in the meantime (e.g. it reported).
+                with contextlib.suppress(IllegalTransition):
+                    current, _ = self.store.transition(
+                        system_id,
+                        failed,
+                        self.clock(),
+                        actor,
+                        f"power {action} failed: {message}",
+                        fields={
+                            "status_message": f"power {action} failed: {message}",
+                            "status_deadline": None,
+                            "power_state": "error",
+                        },
+                        only_from=(phase,),
+                    )
+            raise PowerActionFailed(current, action, message)
+
+        d.addCallbacks(done, error)
+        return d
