@@ -5,7 +5,8 @@ PY     := $(VENV)/bin/python
 BUILD  := build
 BOOT   := $(BUILD)/boot
 APT_PACKAGES := qemu-system-x86 ipxe-qemu ipxe ovmf busybox-static cpio kmod xz-utils \
-                isc-dhcp-client dnsutils tftp-hpa curl iproute2 python3-venv
+                isc-dhcp-client dnsutils tftp-hpa curl iproute2 python3-venv \
+                atftp pxelinux syslinux-common
 IPXE_LOADERS := undionly.kpxe snponly.efi ipxe.efi
 
 .PHONY: all demo test lint unit integration e2e deps venv boot clean
@@ -36,6 +37,7 @@ boot: $(BUILD)/.deps
 	@mkdir -p $(BOOT)
 	@for f in $(IPXE_LOADERS); do cmp -s /usr/lib/ipxe/$$f $(BOOT)/$$f || cp /usr/lib/ipxe/$$f $(BOOT)/$$f; done
 	images/enlist/build.sh $(BOOT)
+	images/loaders/build.sh $(BOOT)
 
 lint: venv
 	$(VENV)/bin/ruff check netboot tests bench

@@ -13,6 +13,8 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 from typing import Any
 
+from netboot.bootconfig.settings import BootConfig, parse_boot
+
 
 class ConfigError(ValueError):
     """A configuration problem; ``key`` is the dotted TOML key at fault."""
@@ -63,6 +65,7 @@ class Config:
     http: HTTPConfig
     tftp: TFTPConfig
     dhcp: DHCPConfig | None
+    boot: BootConfig = BootConfig()  # [boot]: loader per firmware (bootconfig/settings.py)
 
     @property
     def database_path(self) -> Path:
@@ -73,7 +76,7 @@ class Config:
         return f"http://{self.server_address}:{self.http.port}"
 
 
-_TOP_KEYS = {"server_address", "state_dir", "boot_dir", "http", "tftp", "dhcp"}
+_TOP_KEYS = {"server_address", "state_dir", "boot_dir", "http", "tftp", "dhcp", "boot"}
 
 
 def load_config(path: Path) -> Config:
@@ -113,6 +116,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
         http=http,
         tftp=tftp,
         dhcp=dhcp,
+        boot=parse_boot(raw.get("boot", {})),
     )
 
 

@@ -9,6 +9,8 @@ from typing import Any
 from twisted.application import internet, service
 from twisted.logger import Logger
 
+from netboot.bootconfig.scripts import ScriptRenderer
+from netboot.bootconfig.tftpfiles import DynamicBootFiles
 from netboot.config import Config
 from netboot.dhcp.server import DHCPServerProtocol, listen_dhcp
 from netboot.http.site import build_site
@@ -56,6 +58,8 @@ def make_service(
             cfg.tftp.port,
             max_sessions=cfg.tftp.max_sessions,
             max_blksize=cfg.tftp.max_blksize,
+            # pxelinux.cfg/01-<mac>, grub/grub.cfg-<mac> from node state; loader probes.
+            open_file=DynamicBootFiles(store.node_by_mac, ScriptRenderer(), cfg.http_base_url),
         ),
     ).setServiceParent(top)
 

@@ -1,7 +1,23 @@
-"""Render the per-node iPXE script from the node's state (jinja2, StrictUndefined)."""
+"""Render per-node boot configs (iPXE script, grub.cfg, pxelinux.cfg) from the node's state.
+
+One decision, three dialects: `boot_purpose(node)` says what the machine should boot now
+(the narrow interface between inventory and the boot protocols); `ENVIRONMENTS` says
+which kernel, initrd and kernel parameters a purpose that boots Linux uses; each loader
+has one template for "boot this Linux environment" (`<loader>/linux.<ext>.j2`) and one
+for "boot the local disk" (`<loader>/local.<ext>.j2`).
+
+Adding a purpose (e.g. commissioning): a `BootPurpose` member, a row in
+`_PURPOSE_BY_STATUS` and a row in `ENVIRONMENTS`. A template named
+`<loader>/<purpose>.<ext>.j2` (e.g. `ipxe/commission.ipxe.j2`), when present, is used
+instead of the generic one for that loader; it gets the same variables.
+
+Templates render with StrictUndefined: a missing variable is an error, not an empty
+string in a kernel command line.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -9,23 +25,67 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from netboot.nodes.lifecycle import NodeStatus
 from netboot.store.models import Node
 
+__all__ = ["ENVIRONMENTS", "BootEnvironment", "BootPurpose", "ScriptRenderer", "boot_purpose"]
+
 
 class BootPurpose(Enum):
     ENLIST = "enlist"
+    DEPLOY = "deploy"
+    RESCUE = "rescue"
     LOCAL = "local"
 
 
+# Statuses not listed (NEW, READY, ALLOCATED, failures, BROKEN, RELEASING ...) re-enlist:
+# refreshing the inventory is harmless and the environment powers the machine off.
+_PURPOSE_BY_STATUS: dict[NodeStatus, BootPurpose] = {
+    NodeStatus.DEPLOYING: BootPurpose.DEPLOY,
+    NodeStatus.DEPLOYED: BootPurpose.LOCAL,
+    NodeStatus.RESCUE_MODE: BootPurpose.RESCUE,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class BootEnvironment:
+    """A Linux environment booted over the network: files in the boot root + parameters.
+
+    `params` is a str.format template; fields: http_base, system_id (may be empty).
+    """
+
+    kernel: str
+    initrd: str
+    params: str
+
+
+ENVIRONMENTS: dict[BootPurpose, BootEnvironment] = {
+    BootPurpose.ENLIST: BootEnvironment(
+        "vmlinuz", "enlist.initrd", "netboot.enlist_url={http_base}/api/enlist"
+    ),
+    BootPurpose.DEPLOY: BootEnvironment(
+        "vmlinuz",
+        "deploy.initrd",
+        "netboot.purpose=deploy netboot.url={http_base} netboot.system_id={system_id}",
+    ),
+    BootPurpose.RESCUE: BootEnvironment(
+        "vmlinuz",
+        "rescue.initrd",
+        "netboot.purpose=rescue netboot.url={http_base} netboot.system_id={system_id}",
+    ),
+}
+
+# Parameters every environment gets (console on VGA and the first serial port).
+COMMON_PARAMS = "console=tty0 quiet loglevel=3"
+
+
 def boot_purpose(node: Node | None) -> BootPurpose:
-    """What a machine should boot now: the narrow interface between inventory and PXE."""
+    """What a machine should boot now; unknown machines enlist."""
     if node is None:
         return BootPurpose.ENLIST
-    if node.status is NodeStatus.DEPLOYED:
-        return BootPurpose.LOCAL
-    # NEW and everything not built yet re-enlists: refreshing inventory is harmless.
-    return BootPurpose.ENLIST
+    return _PURPOSE_BY_STATUS.get(node.status, BootPurpose.ENLIST)
 
 
 class ScriptRenderer:
+    """Renders one config per (loader, node); pure apart from reading templates once."""
+
     def __init__(self) -> None:
         self._env = Environment(
             loader=PackageLoader("netboot", "templates"),
@@ -35,10 +95,40 @@ class ScriptRenderer:
         )
 
     def ipxe(self, node: Node | None, mac: str, http_base: str) -> str:
+        """The iPXE script served at /boot/ipxe/<mac>."""
+        return self._render("ipxe", "ipxe", node, mac, http_base)
+
+    def grub(self, node: Node | None, mac: str | None, http_base: str) -> str:
+        """grub/grub.cfg-<mac> (TFTP); mac None renders grub.cfg-default (enlistment)."""
+        return self._render("grub", "cfg", node, mac, http_base)
+
+    def pxelinux(self, node: Node | None, mac: str | None, http_base: str) -> str:
+        """pxelinux.cfg/01-<mac> (TFTP); mac None renders pxelinux.cfg/default."""
+        return self._render("pxelinux", "cfg", node, mac, http_base)
+
+    def grub_dispatch(self) -> str:
+        """grub/grub.cfg: Debian's signed grub asks only this name, so it picks per MAC."""
+        return self._env.get_template("grub/grub.cfg.j2").render()
+
+    def _render(
+        self, loader: str, ext: str, node: Node | None, mac: str | None, http_base: str
+    ) -> str:
         purpose = boot_purpose(node)
-        template = self._env.get_template(f"ipxe/{purpose.value}.ipxe.j2")
+        kind = "local" if purpose is BootPurpose.LOCAL else "linux"
+        template = self._env.select_template(
+            [f"{loader}/{purpose.value}.{ext}.j2", f"{loader}/{kind}.{ext}.j2"]
+        )
+        system_id = node.system_id if node else ""
+        env = ENVIRONMENTS.get(purpose)
         return template.render(
+            purpose=purpose.value,
             mac=mac,
+            mac_dashes=mac.replace(":", "-") if mac else None,
             http_base=http_base,
             hostname=node.hostname if node else None,
+            system_id=system_id,
+            kernel=env.kernel if env else None,
+            initrd=env.initrd if env else None,
+            params=env.params.format(http_base=http_base, system_id=system_id) if env else "",
+            common_params=COMMON_PARAMS,
         )

@@ -1,15 +1,20 @@
 """HTTP boot resources: per-node iPXE scripts and the boot files (kernel, initrds, loaders).
 
-Files are served by twisted.web.static.File: Range requests, Content-Length and
-streaming through a producer, so a large initrd never blocks the reactor.
+Files are served by twisted.web.static.File: Range requests (RFC 9110 section 14),
+Content-Length, Last-Modified, and streaming through a producer in 64 KiB chunks as the
+client's TCP window allows, so a large initrd never blocks the reactor and a slow client
+holds no more than a socket buffer of it. `BootFiles` adds a strong ETag (inode, size,
+mtime: a file replaced by rename gets a new one), If-None-Match (304) and If-Range (a
+stale validator turns a Range request into a full 200 answer).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from twisted.logger import Logger
-from twisted.web import resource, static
+from twisted.web import http, resource, static
 from twisted.web.server import Request
 
 from netboot.bootconfig.scripts import ScriptRenderer, boot_purpose
@@ -63,6 +68,24 @@ class BootFiles(static.File):
 
     def directoryListing(self) -> resource.Resource:  # noqa: N802 (twisted API name)
         return resource.ForbiddenResource("directory listing is disabled")
+
+    def render_GET(self, request: Request) -> bytes | int:  # noqa: N802 (twisted API name)
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return super().render_GET(request)  # 404 / 403 as static.File decides
+        if os.path.isdir(self.path):
+            return super().render_GET(request)
+        etag = f'"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"'.encode()
+        if_range = request.getHeader(b"if-range")
+        if if_range is not None and if_range.strip() != etag:
+            # RFC 9110 section 13.1.5: validator does not match -> send the whole file.
+            request.requestHeaders.removeHeader(b"range")
+        if request.setETag(etag) is http.CACHED:
+            return b""
+        return super().render_GET(request)
+
+    render_HEAD = render_GET  # noqa: N815 (twisted API name)
 
 
 def boot_files(root: Path) -> BootFiles:

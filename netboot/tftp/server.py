@@ -18,8 +18,15 @@ session seeks to block offsets) to serve it, or None to fall through to `root`. 
 server closes the object when the transfer ends. Raise paths.FileNotFound or
 AccessViolation to refuse with the matching TFTP error.
 
-Mode: "octet" and "netascii" are both served byte-for-byte (no RFC 764 line-ending
-translation: boot files are binary and translation would break block seeking).
+Mode: "octet" is served byte for byte; "netascii" is translated on the fly (RFC 764
+line ends, netascii.py) and does not answer tsize.
+
+Limits: blksize is clamped to the MTU of the route to the client (udp.path_mtu), so a
+DATA datagram is never IP-fragmented; at most `max_sessions` transfers run at once
+(the next request gets error 0 "server busy"); a transfer that has not finished after
+`max_transfer_seconds` is ended with error 0, so a client that trickles ACKs cannot hold
+a slot forever. DATA windows go out through udp.DataSender (one pread and, with UDP GSO,
+one sendmsg per window).
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ from netboot.tftp.codec import (
     decode,
     encode,
 )
+from netboot.tftp.netascii import NetasciiReader
 from netboot.tftp.paths import AccessViolation, FileNotFound, PathError, normalise, resolve
 from netboot.tftp.session import (
     DEFAULT_MAX_BLKSIZE,
@@ -56,8 +64,10 @@ from netboot.tftp.session import (
     State,
     Step,
     negotiate,
+    reader_for,
     source_size,
 )
+from netboot.tftp.udp import DataSender, max_blksize_for_mtu, path_mtu
 
 __all__ = ["FileProvider", "TFTPServerProtocol", "TFTPStats", "listen_tftp", "main"]
 
@@ -73,7 +83,8 @@ _ERRORS: dict[type[Exception], Error] = {
 }
 _READ_ONLY = Error(ErrorCode.ACCESS_VIOLATION, "read-only server")
 _BAD_MODE = Error(ErrorCode.ILLEGAL_OPERATION, "unsupported mode")
-_BUSY = Error(ErrorCode.NOT_DEFINED, "server busy")
+_BUSY = Error(ErrorCode.NOT_DEFINED, "server busy: too many transfers, retry later")
+_TOO_LONG = Error(ErrorCode.NOT_DEFINED, "transfer took too long")
 _INTERNAL = Error(ErrorCode.NOT_DEFINED, "internal error")
 _UNKNOWN_TID = Error(ErrorCode.UNKNOWN_TID, "unknown transfer ID")
 
@@ -91,6 +102,9 @@ class TFTPStats:
     transfers_aborted: int = 0  # client sent ERROR, e.g. a PXE ROM's tsize probe
     bytes_sent: int = 0
     errors_sent: int = 0
+    refused_busy: int = 0  # requests turned away by the session cap
+    send_syscalls: int = 0  # sendmsg calls for DATA (fewer than packets with UDP GSO)
+    send_dropped: int = 0  # windows cut short by a full socket buffer
 
 
 class TFTPServerProtocol(DatagramProtocol):
@@ -112,6 +126,9 @@ class TFTPServerProtocol(DatagramProtocol):
         max_windowsize: int = DEFAULT_MAX_WINDOWSIZE,
         timeouts: Sequence[float] = DEFAULT_TIMEOUTS,
         open_file: FileProvider | None = None,
+        max_transfer_seconds: float = 1800.0,
+        clamp_to_mtu: bool = True,
+        use_gso: bool = True,
     ) -> None:
         if max_sessions < 1:
             raise ValueError("max_sessions must be at least 1")
@@ -125,6 +142,9 @@ class TFTPServerProtocol(DatagramProtocol):
         self.max_windowsize = max_windowsize
         self.timeouts = tuple(timeouts)
         self.open_file = open_file
+        self.max_transfer_seconds = max_transfer_seconds
+        self.clamp_to_mtu = clamp_to_mtu
+        self.use_gso = use_gso
         self.stats = TFTPStats()
         self._transfers: dict[Peer, _Transfer] = {}
 
@@ -159,7 +179,8 @@ class TFTPServerProtocol(DatagramProtocol):
             # The client retransmitted its RRQ; the running session's timer covers it.
             return
         if len(self._transfers) >= self.max_sessions:
-            self._refuse(peer, request.filename, _BUSY, "session cap reached")
+            self.stats.refused_busy += 1
+            self._refuse(peer, request.filename, _BUSY, f"session cap {self.max_sessions} reached")
             return
         if request.mode not in SUPPORTED_MODES:
             self._refuse(peer, request.filename, _BAD_MODE, f"mode {request.mode!r}")
@@ -176,13 +197,17 @@ class TFTPServerProtocol(DatagramProtocol):
             )
             self._refuse(peer, request.filename, _INTERNAL, "open failed")
             return
+        netascii = request.mode == "netascii"
         options = negotiate(
             request.options,
-            file_size=source_size(source),
-            max_blksize=self.max_blksize,
+            file_size=None if netascii else source_size(source),
+            max_blksize=self._max_blksize_for(peer),
             max_windowsize=self.max_windowsize,
         )
-        session = ReadSession(source, options, timeouts=self.timeouts)
+        reader = reader_for(source)
+        if netascii:
+            reader = NetasciiReader(reader)
+        session = ReadSession(reader, options, timeouts=self.timeouts)
         transfer = _Transfer(self, session, peer, request.filename, source)
         try:
             port = self.reactor.listenUDP(0, transfer, interface=self.bind_address)
@@ -192,6 +217,16 @@ class TFTPServerProtocol(DatagramProtocol):
             return
         self._transfers[peer] = transfer
         transfer.begin(port)
+
+    def _max_blksize_for(self, peer: Peer) -> int:
+        """The configured maximum, lowered to what one datagram carries on the route."""
+        if not self.clamp_to_mtu:
+            return self.max_blksize
+        host = str(peer[0])
+        mtu = path_mtu(host)
+        if mtu is None:
+            return self.max_blksize
+        return min(self.max_blksize, max_blksize_for_mtu(mtu, ipv6=":" in host))
 
     def _open(self, requested: str, peer: Peer) -> BinaryIO:
         name = normalise(requested)
@@ -230,6 +265,17 @@ class TFTPServerProtocol(DatagramProtocol):
             self.stats.bytes_sent += len(packet.payload)
         elif isinstance(packet, Error):
             self.stats.errors_sent += 1
+
+    def send_data(self, sender: DataSender, packets: Sequence[Data], peer: Peer) -> None:
+        """Send a window of DATA through the transfer's sender; errors are logged."""
+        before, dropped = sender.syscalls, sender.dropped
+        try:
+            sender.send(packets, peer)
+        except OSError as exc:
+            self.log.warn("tftp: send to {peer} failed: {reason}", peer=_fmt(peer), reason=exc)
+        self.stats.send_syscalls += sender.syscalls - before
+        self.stats.send_dropped += sender.dropped - dropped
+        self.stats.bytes_sent += sum(len(p.payload) for p in packets)
 
     def transfer_finished(self, transfer: _Transfer, step: Step) -> None:
         self._transfers.pop(transfer.peer, None)
@@ -284,11 +330,14 @@ class _Transfer(DatagramProtocol):
         self.source = source
         self.started = server.reactor.seconds()
         self._port: Any = None
+        self._sender: DataSender | None = None
         self._timer: IDelayedCall | None = None
+        self._deadline = 0.0  # when the session's current wait for progress runs out
         self._closed = False
 
     def begin(self, port: Any) -> None:
         self._port = port
+        self._sender = DataSender(port, use_gso=self.server.use_gso)
         self._apply(self.session.start())
 
     def datagramReceived(self, data: bytes, addr: Peer) -> None:
@@ -311,19 +360,37 @@ class _Transfer(DatagramProtocol):
         self._apply(self.session.receive(packet))
 
     def _expired(self) -> None:
+        # One timer per wait, not per packet: progress only moves the deadline, and an
+        # early wake-up sleeps again for the remainder.
         self._timer = None
-        if not self._closed:
+        if self._closed:
+            return
+        now = self.server.reactor.seconds()
+        if now - self.started >= self.server.max_transfer_seconds:
+            self._apply(Step((_TOO_LONG,), State.FAILED, "transfer lifetime exceeded"))
+        elif now < self._deadline:
+            self._timer = self.server.reactor.callLater(self._deadline - now, self._expired)
+        else:
             self._apply(self.session.timeout())
 
     def _apply(self, step: Step) -> None:
-        for packet in step.send:
-            self.server.send(self._port, packet, self.peer)
+        send = step.send
+        if send and isinstance(send[0], Data):
+            assert self._sender is not None
+            self.server.send_data(self._sender, send, self.peer)  # type: ignore[arg-type]
+        else:
+            for packet in send:
+                self.server.send(self._port, packet, self.peer)
         if step.finished:
             self.close(step)
-        elif step.send:
+        elif send:
             # Progress or retransmission: restart the wait. Ignored packets leave it running.
-            self._cancel_timer()
-            self._timer = self.server.reactor.callLater(self.session.timeout_seconds, self._expired)
+            wait = self.session.timeout_seconds
+            self._deadline = self.server.reactor.seconds() + wait
+            if self._timer is None:
+                self._timer = self.server.reactor.callLater(wait, self._expired)
+            elif self._timer.getTime() > self._deadline:
+                self._timer.reset(wait)  # the wait got shorter (progress ended a backoff)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None and self._timer.active():
@@ -360,6 +427,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=69)
     parser.add_argument("--max-sessions", type=int, default=64)
     parser.add_argument("--max-blksize", type=int, default=DEFAULT_MAX_BLKSIZE)
+    parser.add_argument("--max-windowsize", type=int, default=DEFAULT_MAX_WINDOWSIZE)
+    parser.add_argument("--no-gso", action="store_true", help="one sendmsg per DATA packet")
     args = parser.parse_args(argv)
 
     from twisted.internet import reactor
@@ -373,6 +442,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.port,
         max_sessions=args.max_sessions,
         max_blksize=args.max_blksize,
+        max_windowsize=args.max_windowsize,
+        use_gso=not args.no_gso,
     )
     print(f"listening {port.getHost().port}", flush=True)
     reactor.run()

@@ -19,7 +19,8 @@ Protocol behaviour lives here:
   Only timer expiry retransmits.
 * The final block is shorter than blksize; a file whose size is an exact multiple of
   blksize (or is empty) ends with a zero-length DATA (RFC 1350 section 6).
-* The file is read one block at a time through a `BlockReader(offset, length)`.
+* The file is read one window at a time through a `BlockReader(offset, length)`: one
+  call (one pread(2) for a real file) per window, sliced into blocks without copying.
 """
 
 from __future__ import annotations
@@ -126,9 +127,24 @@ def negotiate(
 
 
 def reader_for(source: BinaryIO | BlockReader) -> BlockReader:
-    """Adapt a seekable binary file (or pass through a reader callable) to a BlockReader."""
+    """Adapt a file object (or pass through a reader callable) to a BlockReader.
+
+    A real file is read with os.pread: one system call per read, no shared file offset.
+    Anything else (BytesIO, a pipe-like object) falls back to seek + read.
+    """
     if callable(source):
         return source
+    try:
+        fd = source.fileno()
+        os.pread(fd, 0, 0)
+    except (OSError, AttributeError, io.UnsupportedOperation):
+        pass
+    else:
+
+        def pread(offset: int, length: int) -> bytes:
+            return os.pread(fd, length, offset)
+
+        return pread
 
     def read(offset: int, length: int) -> bytes:
         source.seek(offset)
@@ -293,20 +309,26 @@ class ReadSession:
 
     def _send_window(self) -> Step:
         blksize = self.options.blksize
-        packets: list[Packet] = []
         first = self._acked + 1
-        for block in range(first, first + self.options.windowsize):
-            try:
-                payload = self._read((block - 1) * blksize, blksize)
-            except OSError as exc:
-                return self._finish(
-                    State.FAILED,
-                    f"read error at block {block}: {exc}",
-                    Error(ErrorCode.NOT_DEFINED, "read error"),
-                )
-            if len(payload) > blksize:
-                raise RuntimeError(f"reader returned {len(payload)} > {blksize} bytes")
-            packets.append(Data(block & 0xFFFF, payload))
+        count = self.options.windowsize
+        if self._last is not None:
+            count = min(count, self._last - self._acked)
+        try:
+            # One read per window; blocks are zero-copy slices of it.
+            chunk = memoryview(self._read((first - 1) * blksize, count * blksize))
+        except OSError as exc:
+            return self._finish(
+                State.FAILED,
+                f"read error at block {first}: {exc}",
+                Error(ErrorCode.NOT_DEFINED, "read error"),
+            )
+        if len(chunk) > count * blksize:
+            raise RuntimeError(f"reader returned {len(chunk)} > {count * blksize} bytes")
+        packets: list[Packet] = []
+        for index in range(count):
+            block = first + index
+            payload = chunk[index * blksize : (index + 1) * blksize]
+            packets.append(Data(block & 0xFFFF, payload))  # type: ignore[arg-type]
             self.bytes_sent += len(payload)
             self._sent_end = block
             if len(payload) < blksize:

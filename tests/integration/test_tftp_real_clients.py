@@ -244,7 +244,9 @@ def test_session_cap_answers_server_busy(tftp_root: Path, tmp_path: Path) -> Non
             data, transfer = request(first, capped.port, ReadRequest("big.bin", "octet"))
             assert isinstance(data, Data) and data.block == 1
             busy, _ = request(second, capped.port, ReadRequest("small.txt", "octet"))
-            assert busy == Error(ErrorCode.NOT_DEFINED, "server busy")
+            assert busy == Error(
+                ErrorCode.NOT_DEFINED, "server busy: too many transfers, retry later"
+            )
             first.sendto(encode(Error(ErrorCode.NOT_DEFINED, "abandon")), transfer)
             # The abort frees the slot once the server has read it: poll, with a deadline.
             # (A busy request port can delay the transfer port for one reactor iteration.)

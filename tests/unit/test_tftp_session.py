@@ -15,6 +15,7 @@ from netboot.tftp.session import (
     Step,
     TransferOptions,
     negotiate,
+    reader_for,
     source_size,
 )
 
@@ -309,7 +310,7 @@ def test_sparse_file_larger_than_32_mib_wraps_at_blksize_512(tmp_path: Path) -> 
         for block in range(1, 65536):
             step = session.receive(Ack(block))
         assert step.send[0].block == 0  # absolute block 65536
-        assert step.send[0].payload.startswith(b"first-after-wrap")
+        assert bytes(step.send[0].payload).startswith(b"first-after-wrap")
         assert session.receive(Ack(65535)).send == ()  # now a duplicate
         assert session.receive(Ack(0)).send[0].block == 1  # absolute block 65537
         total = size // 512 + 1
@@ -373,3 +374,25 @@ def test_source_size_of_unseekable_stream_is_unknown() -> None:
 
     assert source_size(Stream()) is None
     assert source_size(io.BytesIO(b"12345")) == 5
+
+
+def test_file_is_read_one_window_per_call() -> None:
+    content = pattern(10_000)
+    calls: list[tuple[int, int]] = []
+
+    def reader(offset: int, length: int) -> bytes:
+        calls.append((offset, length))
+        return content[offset : offset + length]
+
+    session = ReadSession(reader, negotiate({"blksize": "1000", "windowsize": "4"}, file_size=None))
+    assert download(session, max_steps=10) == content
+    assert calls == [(0, 4000), (4000, 4000), (8000, 4000)]
+
+
+def test_real_file_is_read_with_pread(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(pattern(3000))
+    with path.open("rb") as f:
+        read = reader_for(f)
+        assert read(1000, 600) == pattern(3000)[1000:1600]
+        assert f.tell() == 0  # pread: the shared file offset is untouched
