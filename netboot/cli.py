@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 from netboot.config import Config, ConfigError, load_config
+from netboot.http.maas.keys import add_parser as apikey_parser
+from netboot.http.maas.keys import run as apikey_command
 
 DEFAULT_CONFIG = Path("/etc/netboot/netboot.toml")
 
@@ -24,6 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", help="run DHCP, TFTP and HTTP in the foreground")
     nodes = sub.add_parser("nodes", help="list the enlisted nodes")
     nodes.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    apikey_parser(sub)
     demo = sub.add_parser("demo", help="boot two QEMU nodes through netboot in a private lab")
     demo.add_argument("--boot-dir", type=Path, default=Path("build/boot"))
     demo.add_argument("--workdir", type=Path, default=Path("build/demo"))
@@ -54,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         from netboot.serve import serve
 
         return serve(cfg)
+    if args.command == "apikey":
+        return apikey_command(cfg, args)
     from netboot.nodes.table import print_nodes
 
     return print_nodes(cfg, as_json=args.json)

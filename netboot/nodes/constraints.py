@@ -27,7 +27,7 @@ class ConstraintError(ValueError):
 class Constraints:
     name: str | None = None
     system_id: str | None = None
-    arch: str | None = None
+    arch: tuple[str, ...] = ()  # any of these
     cpu_count: float | None = None
     mem: float | None = None
     tags: tuple[str, ...] = ()
@@ -37,11 +37,11 @@ class Constraints:
 
     def describe(self) -> str:
         parts = []
-        for key in ("name", "system_id", "arch", "cpu_count", "mem", "zone"):
+        for key in ("name", "system_id", "cpu_count", "mem", "zone"):
             value = getattr(self, key)
             if value is not None:
                 parts.append(f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}")
-        for key in ("tags", "not_tags", "not_in_zone"):
+        for key in ("arch", "tags", "not_tags", "not_in_zone"):
             if getattr(self, key):
                 parts.append(f"{key}={','.join(getattr(self, key))}")
         return " ".join(parts) or "any"
@@ -60,7 +60,7 @@ def matches(node: Node, c: Constraints) -> bool:
         return False
     if c.system_id is not None and c.system_id != node.system_id:
         return False
-    if c.arch is not None and not _arch_matches(c.arch, node.architecture):
+    if c.arch and not any(_arch_matches(a, node.architecture) for a in c.arch):
         return False
     if c.cpu_count is not None and node.cpu_count < c.cpu_count:
         return False
@@ -116,7 +116,7 @@ def parse_constraints(form: Mapping[str, Sequence[str]]) -> Constraints:
     return Constraints(
         name=_one(form.get("name", ())),
         system_id=_one(form.get("system_id", ())),
-        arch=_one(form.get("arch", ())),
+        arch=tuple(a for a in form.get("arch", ()) if a),
         cpu_count=_number("cpu_count", form.get("cpu_count", ())),
         mem=_number("mem", form.get("mem", ())),
         tags=_words(form.get("tags", ())),

@@ -26,7 +26,24 @@ class NodeStatus(IntEnum):
 
     @property
     def label(self) -> str:
-        return self.name.replace("_", " ").title()
+        """MAAS's label (``NODE_STATUS_LABELS``): clients such as Juju match on it."""
+        return _LABELS[self]
+
+
+_LABELS = {
+    NodeStatus.NEW: "New",
+    NodeStatus.COMMISSIONING: "Commissioning",
+    NodeStatus.FAILED_COMMISSIONING: "Failed commissioning",
+    NodeStatus.READY: "Ready",
+    NodeStatus.DEPLOYED: "Deployed",
+    NodeStatus.BROKEN: "Broken",
+    NodeStatus.DEPLOYING: "Deploying",
+    NodeStatus.ALLOCATED: "Allocated",
+    NodeStatus.FAILED_DEPLOYMENT: "Failed deployment",
+    NodeStatus.RELEASING: "Releasing",
+    NodeStatus.FAILED_RELEASING: "Releasing failed",
+    NodeStatus.RESCUE_MODE: "Rescue mode",
+}
 
 
 S = NodeStatus

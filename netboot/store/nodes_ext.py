@@ -279,6 +279,10 @@ class NodeLifecycleStore:
             created=row["created"],
         )
 
+    def api_keys(self) -> list[ApiKey]:
+        rows = self._db.execute("SELECT * FROM api_keys ORDER BY created").fetchall()
+        return [self.api_key(r["consumer_key"], r["token_key"]) for r in rows]  # type: ignore[misc]
+
     def delete_api_key(self, token_key: str) -> bool:
         with self._tx() as tx:  # type: ignore[attr-defined]
             cur = tx.db.execute("DELETE FROM api_keys WHERE token_key = ?", (token_key,))
@@ -292,3 +296,66 @@ def clear_script_results(system_id: str) -> Callable[[Any], None]:
         tx.db.execute("DELETE FROM script_results WHERE system_id = ?", (system_id,))
 
     return run
+
+
+class MacInUse(ValueError):
+    def __init__(self, mac: str, hostname: str) -> None:
+        super().__init__(f"{mac} already belongs to {hostname}")
+        self.mac = mac
+        self.hostname = hostname
+
+
+class HostnameTaken(ValueError):
+    pass
+
+
+def create_node(
+    store: Any,
+    *,
+    macs: tuple[str, ...],
+    now: float,
+    actor: str,
+    hostname: str | None = None,
+    architecture: str = "amd64/generic",
+    power_type: str = "manual",
+    power_parameters: Mapping[str, str] | None = None,
+) -> Node:
+    """Create a NEW node from an operator/API request (no inventory yet); one
+    transaction with its event. Raises MacInUse or HostnameTaken, writing nothing."""
+    from netboot.nodes.names import generate_hostname
+
+    with store._tx() as tx:
+        for mac in macs:
+            row = tx.db.execute(
+                "SELECT n.hostname FROM node_macs m JOIN nodes n USING (system_id) WHERE m.mac = ?",
+                (mac,),
+            ).fetchone()
+            if row is not None:
+                raise MacInUse(mac, row[0])
+        if hostname is None:
+            hostname = generate_hostname(tx.hostname_taken)
+        elif tx.hostname_taken(hostname):
+            raise HostnameTaken(f"hostname {hostname!r} is already in use")
+        system_id = store._new_system_id(tx)
+        tx.db.execute(
+            "INSERT INTO nodes (system_id, hostname, status, boot_mac, token, created, updated,"
+            " architecture, power_type, power_parameters) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                system_id,
+                hostname,
+                int(NodeStatus.NEW),
+                macs[0],
+                secrets.token_urlsafe(24),
+                now,
+                now,
+                architecture,
+                power_type,
+                json.dumps(dict(power_parameters or {}), sort_keys=True),
+            ),
+        )
+        for mac in macs:
+            tx.db.execute("INSERT INTO node_macs (mac, system_id) VALUES (?, ?)", (mac, system_id))
+        tx.add_event(system_id, now, actor, "created", None, NodeStatus.NEW, "created by API")
+    node = store.node(system_id)
+    assert node is not None
+    return node

@@ -361,7 +361,7 @@ def test_parse_constraints_reads_maas_fields_and_names_bad_ones():
     c = parse_constraints(
         {"cpu_count": ["2"], "mem": ["1024.0"], "tags": ["a,b", "c"], "arch": ["amd64"]}
     )
-    assert (c.cpu_count, c.mem, c.tags, c.arch) == (2.0, 1024.0, ("a", "b", "c"), "amd64")
+    assert (c.cpu_count, c.mem, c.tags, c.arch) == (2.0, 1024.0, ("a", "b", "c"), ("amd64",))
     for form, field in [
         ({"cpu_count": ["two"]}, "cpu_count"),
         ({"mem": ["-1"]}, "mem"),

@@ -1,0 +1,41 @@
+"""A MAAS 2.0 API subset, so unchanged python-libmaas 0.6.8 and Juju's MAAS provider can
+drive netboot. See docs/api.md for what is implemented and how it differs from MAAS."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from twisted.web import resource
+
+from netboot.http.maas.api import MAASApi
+from netboot.http.maas.handlers import Context
+from netboot.http.maas.render import SiteFacts
+from netboot.nodes.actions import NodeActions
+
+
+def lease_ips(store, clock: Callable[[], float]) -> Callable[[], dict[str, str]]:
+    """MAC -> address of every unexpired lease, read through whatever lease view the
+    store offers (``leases()`` returning objects with mac/ip/expires)."""
+
+    def ips() -> dict[str, str]:
+        leases = getattr(store, "leases", None)
+        if leases is None:
+            return {}
+        now = clock()
+        out = {}
+        for lease in leases():
+            if getattr(lease, "expires", now + 1) > now:
+                out[str(lease.mac)] = str(lease.ip)
+        return out
+
+    return ips
+
+
+def maas_root(actions: NodeActions, domain: str = "maas") -> resource.Resource:
+    """The ``/MAAS`` resource: ``/MAAS/api/...``."""
+    root = resource.Resource()
+    ctx = Context(
+        actions=actions, facts=SiteFacts(domain=domain), ips=lease_ips(actions.store, actions.clock)
+    )
+    root.putChild(b"api", MAASApi(ctx))
+    return root
