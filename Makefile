@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 BUILD  := build
 BOOT   := $(BUILD)/boot
 APT_PACKAGES := qemu-system-x86 ipxe-qemu ipxe ovmf busybox-static cpio kmod xz-utils \
-                isc-dhcp-client dnsutils tftp-hpa curl iproute2 python3-venv \
+                isc-dhcp-client dnsutils knot-dnsutils tftp-hpa curl iproute2 python3-venv \
                 atftp pxelinux syslinux-common
 IPXE_LOADERS := undionly.kpxe snponly.efi ipxe.efi
 

@@ -11,9 +11,12 @@ import tomllib
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from netboot.bootconfig.settings import BootConfig, parse_boot
+
+if TYPE_CHECKING:
+    from netboot.dns.settings import DNSConfig
 
 
 class ConfigError(ValueError):
@@ -66,6 +69,7 @@ class Config:
     tftp: TFTPConfig
     dhcp: DHCPConfig | None
     boot: BootConfig = BootConfig()  # [boot]: loader per firmware (bootconfig/settings.py)
+    dns: DNSConfig | None = None  # [dns]: on unless enabled = false (dns/settings.py)
 
     @property
     def database_path(self) -> Path:
@@ -76,7 +80,7 @@ class Config:
         return f"http://{self.server_address}:{self.http.port}"
 
 
-_TOP_KEYS = {"server_address", "state_dir", "boot_dir", "http", "tftp", "dhcp", "boot"}
+_TOP_KEYS = {"server_address", "state_dir", "boot_dir", "http", "tftp", "dhcp", "boot", "dns"}
 
 
 def load_config(path: Path) -> Config:
@@ -117,6 +121,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
         tftp=tftp,
         dhcp=dhcp,
         boot=parse_boot(raw.get("boot", {})),
+        dns=_dns(raw.get("dns", {}), server_address, dhcp),
     )
 
 
@@ -175,6 +180,13 @@ def _dhcp(raw: dict[str, Any], server_address: IPv4Address) -> DHCPConfig:
         dns_servers=dns,
         domain=domain,
     )
+
+
+def _dns(raw: Any, server_address: IPv4Address, dhcp: Any) -> DNSConfig | None:
+    # The DNS package owns its table (upstreams, ACL, records): netboot/dns/settings.py.
+    from netboot.dns.settings import parse_dns
+
+    return parse_dns(raw, server_address, dhcp)
 
 
 def interface_for(address: IPv4Address, subnet: IPv4Network) -> IPv4Interface:

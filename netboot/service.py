@@ -13,6 +13,7 @@ from netboot.bootconfig.scripts import ScriptRenderer
 from netboot.bootconfig.tftpfiles import DynamicBootFiles
 from netboot.config import Config
 from netboot.dhcp.server import DHCPServerProtocol, listen_dhcp
+from netboot.dns.build import start_dns
 from netboot.http.site import build_site
 from netboot.store.sqlite import SQLiteStore
 from netboot.tftp.server import listen_tftp
@@ -71,4 +72,11 @@ def make_service(
             _ListenerService(
                 f"dhcp:{iface}", lambda p=proto: listen_dhcp(reactor, p)
             ).setServiceParent(top)
+
+    if cfg.dns is not None:
+        # Authoritative for the node domain, forwarding the rest (netboot/dns/).
+        dns_cfg = cfg.dns
+        _ListenerService(
+            "dns", lambda: start_dns(dns_cfg, cfg.server_address, store, reactor)
+        ).setServiceParent(top)
     return top

@@ -34,6 +34,9 @@ range_start = "{hosts[99]}"
 range_end = "{hosts[198]}"
 lease_seconds = 600
 domain = "maas.lan"
+
+[dns]
+upstreams = []  # the lab has no internet: node names only (tests add fake upstreams)
 """
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from netboot.nodes.inventory import EnlistReport
 from netboot.nodes.lifecycle import NodeStatus
 from netboot.nodes.names import generate_hostname
+from netboot.store.dns import DNSStoreMixin
 from netboot.store.models import Event, Lease, Node
 from netboot.store.nodes_ext import NodeLifecycleStore, node_ext_fields
 from netboot.store.schema import MIGRATIONS, SCHEMA_VERSION
@@ -36,7 +37,7 @@ class LeaseConflict(StoreError):
 _SYSTEM_ID_ALPHABET = string.ascii_lowercase + string.digits
 
 
-class SQLiteStore(NodeLifecycleStore):
+class SQLiteStore(NodeLifecycleStore, DNSStoreMixin):
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path

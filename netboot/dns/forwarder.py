@@ -1,0 +1,269 @@
+"""Ask upstream resolvers: failover, timeouts, hold-down, TCP on truncation.
+
+- Upstreams come from the configuration (default: the host's resolv.conf, never
+  ourselves); per-domain conditional forwarders pick their own list by longest suffix.
+- Each query goes to the first healthy upstream; on timeout, ICMP refusal or a
+  SERVFAIL/REFUSED answer it moves to the next. An upstream that timed out or refused is
+  held down (1 s, doubling to 30 s) so later queries skip it; when every upstream of a
+  list is held down the query fails at once, and the client gets SERVFAIL immediately.
+- Anti-spoofing (RFC 5452): every query uses a fresh UDP socket on a kernel-chosen random
+  port, connected to the upstream (the kernel drops datagrams from anyone else), and a
+  random 16-bit ID; an answer is accepted only if its ID, QR bit and question (name
+  case-insensitively, type, class) match. Anything else is ignored and counted.
+- A truncated (TC) answer is asked again over TCP. An upstream that answers FORMERR to
+  our EDNS0 query is asked again without EDNS (RFC 6891 7).
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from dnslib import EDNS0, RCODE, DNSError, DNSHeader, DNSQuestion, DNSRecord
+from twisted.internet import defer
+from twisted.internet.protocol import ClientFactory, DatagramProtocol, Protocol
+from twisted.logger import Logger
+
+from netboot.dns.settings import Upstream
+from netboot.dns.wire import EDNS_UDP_SIZE
+
+log = Logger(namespace="netboot.dns")
+
+HOLDDOWN_MIN = 1.0
+HOLDDOWN_MAX = 30.0
+_RETRY_NEXT = (RCODE.SERVFAIL, RCODE.REFUSED, RCODE.NOTIMP)
+_rng = random.SystemRandom()
+
+
+class UpstreamFailure(Exception):
+    """No upstream gave a usable answer (or all are held down)."""
+
+
+class _AttemptFailed(Exception):
+    def __init__(self, reason: str, mark_down: bool) -> None:
+        super().__init__(reason)
+        self.mark_down = mark_down
+
+
+class UpstreamHealth:
+    """Which upstreams to try now. Pure: the caller passes ``now``."""
+
+    def __init__(self) -> None:
+        self._down_until: dict[Upstream, float] = {}
+        self._failures: Counter[Upstream] = Counter()
+
+    def usable(self, upstreams: Sequence[Upstream], now: float) -> list[Upstream]:
+        return [u for u in upstreams if now >= self._down_until.get(u, 0.0)]
+
+    def failed(self, upstream: Upstream, now: float) -> float:
+        self._failures[upstream] += 1
+        holddown = min(HOLDDOWN_MAX, HOLDDOWN_MIN * 2 ** (self._failures[upstream] - 1))
+        self._down_until[upstream] = now + holddown
+        return holddown
+
+    def succeeded(self, upstream: Upstream) -> None:
+        self._failures.pop(upstream, None)
+        self._down_until.pop(upstream, None)
+
+
+def choose_upstreams(
+    qname: str,
+    default: Sequence[Upstream],
+    conditional: Sequence[tuple[str, Sequence[Upstream]]],
+) -> Sequence[Upstream]:
+    """The conditional forwarders of the longest domain ``qname`` is in, else the default."""
+    name = qname.lower().rstrip(".")
+    best: tuple[str, Sequence[Upstream]] | None = None
+    for domain, upstreams in conditional:
+        if (name == domain or name.endswith("." + domain)) and (
+            best is None or len(domain) > len(best[0])
+        ):
+            best = (domain, upstreams)
+    return best[1] if best else default
+
+
+def matches(reply: DNSRecord, query_id: int, qname: str, qtype: int, qclass: int) -> bool:
+    """Is ``reply`` the answer to our question (RFC 5452 section 9.1)?"""
+    if reply.header.id != query_id or not reply.header.qr:
+        return False
+    if reply.header.tc and not reply.questions:
+        return True  # some servers truncate to the bare header; only used to pick TCP
+    if len(reply.questions) != 1:
+        return False
+    q = reply.questions[0]
+    return str(q.qname).lower() == qname.lower() and q.qtype == qtype and q.qclass == qclass
+
+
+def build_query(qname: str, qtype: int, qclass: int, edns: bool) -> tuple[int, bytes]:
+    query_id = _rng.getrandbits(16)
+    record = DNSRecord(DNSHeader(id=query_id, rd=1), q=DNSQuestion(qname, qtype, qclass))
+    if edns:
+        record.add_ar(EDNS0(udp_len=EDNS_UDP_SIZE))
+    return query_id, record.pack()
+
+
+class Forwarder:
+    def __init__(
+        self,
+        reactor: Any,
+        upstreams: Sequence[Upstream],
+        conditional: Sequence[tuple[str, Sequence[Upstream]]] = (),
+        timeout: float = 2.0,
+    ) -> None:
+        self.reactor = reactor
+        self.upstreams = tuple(upstreams)
+        self.conditional = tuple((d.lower().rstrip("."), tuple(u)) for d, u in conditional)
+        self.timeout = timeout
+        self.health = UpstreamHealth()
+        self.stats: Counter[str] = Counter()
+
+    @defer.inlineCallbacks
+    def resolve(self, qname: str, qtype: int, qclass: int):
+        """The upstream's answer (a DNSRecord) to the question, or UpstreamFailure."""
+        group = choose_upstreams(qname, self.upstreams, self.conditional)
+        candidates = self.health.usable(group, self.reactor.seconds())
+        if not candidates:
+            self.stats["all_down"] += 1
+            raise UpstreamFailure(
+                "no upstream configured" if not group else "every upstream is held down"
+            )
+        last = "no answer"
+        for upstream in candidates:
+            try:
+                reply = yield self._ask(upstream, qname, qtype, qclass)
+            except _AttemptFailed as exc:
+                last = f"{upstream}: {exc}"
+                self.stats["upstream_failures"] += 1
+                if exc.mark_down:
+                    holddown = self.health.failed(upstream, self.reactor.seconds())
+                    log.warn(
+                        "upstream {upstream} failed ({reason}); held down {holddown:.0f}s",
+                        upstream=str(upstream),
+                        reason=str(exc),
+                        holddown=holddown,
+                    )
+                continue
+            self.health.succeeded(upstream)
+            return reply
+        raise UpstreamFailure(last)
+
+    @defer.inlineCallbacks
+    def _ask(self, upstream: Upstream, qname: str, qtype: int, qclass: int):
+        edns = True
+        while True:
+            query_id, wire = build_query(qname, qtype, qclass, edns)
+            reply = yield self._udp(upstream, wire, query_id, qname, qtype, qclass)
+            if reply.header.tc:
+                self.stats["tcp_retries"] += 1
+                query_id, wire = build_query(qname, qtype, qclass, edns)
+                reply = yield self._tcp(upstream, wire, query_id, qname, qtype, qclass)
+            if reply.header.rcode == RCODE.FORMERR and edns:
+                edns = False  # an old server that does not know EDNS0: ask plainly
+                continue
+            if reply.header.rcode in _RETRY_NEXT:
+                raise _AttemptFailed(f"answered {RCODE.get(reply.header.rcode)}", mark_down=False)
+            return reply
+
+    def _udp(self, upstream: Upstream, wire: bytes, query_id: int, *question: Any):
+        done: defer.Deferred = defer.Deferred()
+        proto = _UDPExchange(done, query_id, question, self.stats)
+        port = self.reactor.listenUDP(0, proto)
+        proto.transport.connect(str(upstream.ip), upstream.port)
+        proto.transport.write(wire)
+        return self._bounded(done, lambda: port.stopListening())
+
+    def _tcp(self, upstream: Upstream, wire: bytes, query_id: int, *question: Any):
+        done: defer.Deferred = defer.Deferred()
+        proto = _TCPExchange(done, wire, query_id, question, self.stats)
+        factory = ClientFactory.forProtocol(lambda: proto)
+        factory.clientConnectionFailed = lambda _c, reason: (
+            done.called or done.errback(_AttemptFailed(f"tcp: {reason.value}", mark_down=True))
+        )
+        connector = self.reactor.connectTCP(
+            str(upstream.ip), upstream.port, factory, timeout=self.timeout
+        )
+        return self._bounded(done, connector.disconnect)
+
+    def _bounded(self, done: defer.Deferred, cleanup) -> defer.Deferred:
+        def expire() -> None:
+            if not done.called:
+                done.errback(_AttemptFailed(f"no answer in {self.timeout:g}s", mark_down=True))
+
+        timer = self.reactor.callLater(self.timeout, expire)
+
+        def finish(result):
+            if timer.active():
+                timer.cancel()
+            cleanup()
+            return result
+
+        return done.addBoth(finish)
+
+
+class _UDPExchange(DatagramProtocol):
+    def __init__(
+        self, done: defer.Deferred, query_id: int, question: tuple, stats: Counter
+    ) -> None:
+        self.done = done
+        self.query_id = query_id
+        self.question = question
+        self.stats = stats
+
+    def datagramReceived(self, data: bytes, addr: Any) -> None:  # noqa: N802
+        if self.done.called:
+            return
+        try:
+            reply = DNSRecord.parse(data)
+        except (DNSError, ValueError, IndexError, struct.error):
+            self.stats["upstream_malformed"] += 1
+            return
+        if not matches(reply, self.query_id, *self.question):
+            self.stats["upstream_mismatched"] += 1  # a late, stray or spoofed datagram
+            return
+        self.done.callback(reply)
+
+    def connectionRefused(self) -> None:  # noqa: N802
+        if not self.done.called:
+            self.done.errback(_AttemptFailed("port unreachable", mark_down=True))
+
+
+class _TCPExchange(Protocol):
+    """One query over TCP with the 2-byte length prefix (RFC 1035 4.2.2)."""
+
+    def __init__(
+        self, done: defer.Deferred, wire: bytes, query_id: int, question: tuple, stats: Counter
+    ) -> None:
+        self.done = done
+        self.wire = wire
+        self.query_id = query_id
+        self.question = question
+        self.stats = stats
+        self.buf = b""
+
+    def connectionMade(self) -> None:  # noqa: N802
+        self.transport.write(struct.pack(">H", len(self.wire)) + self.wire)
+
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802
+        self.buf += data
+        while len(self.buf) >= 2 and not self.done.called:
+            length = struct.unpack(">H", self.buf[:2])[0]
+            if len(self.buf) < 2 + length:
+                return
+            message, self.buf = self.buf[2 : 2 + length], self.buf[2 + length :]
+            try:
+                reply = DNSRecord.parse(message)
+            except (DNSError, ValueError, IndexError, struct.error):
+                self.stats["upstream_malformed"] += 1
+                continue
+            if matches(reply, self.query_id, *self.question):
+                self.done.callback(reply)
+                self.transport.loseConnection()
+            else:
+                self.stats["upstream_mismatched"] += 1
+
+    def connectionLost(self, reason: Any = None) -> None:  # noqa: N802
+        if not self.done.called:
+            self.done.errback(_AttemptFailed("tcp connection closed early", mark_down=True))
