@@ -21,6 +21,9 @@ log = Logger(namespace="netboot.lab")
 
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+# Secure Boot: SMM-protected code + vars with Microsoft keys enrolled, SB enforced.
+OVMF_CODE_SB = Path("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd")
+OVMF_VARS_SB = Path("/usr/share/OVMF/OVMF_VARS_4M.ms.fd")
 QEMU = "qemu-system-x86_64"
 
 
@@ -40,7 +43,7 @@ class NodeSpec:
     name: str
     mac: str
     uuid: str
-    firmware: str = "bios"  # "bios" | "uefi"
+    firmware: str = "bios"  # "bios" | "uefi" | "uefi-sb" (Secure Boot enforced)
     memory_mib: int = 512
     cpus: int = 1
     disk_gib: int = 2
@@ -109,14 +112,18 @@ class QemuNode:
                 "-device",
                 f"virtio-net-pci,netdev=n0,mac={s.mac},bootindex=1",
             ]
-        elif s.firmware == "uefi":
+        elif s.firmware in ("uefi", "uefi-sb"):
+            secure = s.firmware == "uefi-sb"
+            code = OVMF_CODE_SB if secure else OVMF_CODE
             vars_copy = self.workdir / "OVMF_VARS.fd"
-            shutil.copyfile(OVMF_VARS, vars_copy)
+            shutil.copyfile(OVMF_VARS_SB if secure else OVMF_VARS, vars_copy)
+            if secure:  # LAB-NOTES "Secure Boot": SMM and a secure pflash are required
+                cmd += ["-global", "driver=cfi.pflash01,property=secure,value=on"]
             cmd += [
                 "-machine",
-                "q35",
+                "q35,smm=on" if secure else "q35",
                 "-drive",
-                f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
+                f"if=pflash,format=raw,unit=0,readonly=on,file={code}",
                 "-drive",
                 f"if=pflash,format=raw,unit=1,file={vars_copy}",
                 # romfile= (empty): OVMF's own PXE, like a real UEFI board's NIC.

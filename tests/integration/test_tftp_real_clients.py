@@ -41,6 +41,7 @@ FILES = {
     "multiple.bin": random.Random(1).randbytes(512 * 1468),  # exact multiple of both sizes
     "big.bin": random.Random(2).randbytes(3 * 1024 * 1024 + 17),
     "boot/x64/loader.efi": random.Random(3).randbytes(70_000),
+    "menu.txt": b"line one\nline two\r\nbare\rcr\n" * 300,
 }
 
 
@@ -49,6 +50,12 @@ class Server:
     port: int
     proc: subprocess.Popen[bytes]
     log: Path
+
+
+def require_tool(command: str, package: str) -> None:
+    """Fail loudly (never skip) when a real client is missing: CI installs it."""
+    if shutil.which(command) is None:
+        pytest.fail(f"{command} not found: apt-get install {package} (make deps)", pytrace=False)
 
 
 def sha(data: bytes) -> str:
@@ -149,19 +156,19 @@ def test_tftpy_download_with_tsize(server: Server, tmp_path: Path) -> None:
     assert int(client.context.options["tsize"]) == len(FILES["boot/x64/loader.efi"])
 
 
-@pytest.mark.skipif(shutil.which("tftp") is None, reason="tftp-hpa not installed")
 @pytest.mark.parametrize("name", ["big.bin", "small.txt", "multiple.bin", "/boot/x64/loader.efi"])
 def test_tftp_hpa_download(server: Server, tmp_path: Path, name: str) -> None:
+    require_tool("tftp", "tftp-hpa")
     dest = tmp_path / "out"
     command = ["tftp", HOST, str(server.port), "-m", "binary", "-c", "get", name, str(dest)]
     subprocess.run(command, check=True, timeout=60, capture_output=True)
     assert sha(dest.read_bytes()) == sha(FILES[name.lstrip("/")])
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
 @pytest.mark.parametrize("extra", [[], ["--tftp-blksize", "1468"], ["--tftp-blksize", "8192"]])
 @pytest.mark.parametrize("name", ["big.bin", "multiple.bin", "boot/x64/loader.efi"])
 def test_curl_download(server: Server, name: str, extra: list[str]) -> None:
+    require_tool("curl", "curl")
     url = f"tftp://{HOST}:{server.port}/{name}"
     result = subprocess.run(
         ["curl", "-s", "--max-time", "60", *extra, url], check=True, timeout=90, capture_output=True
@@ -169,8 +176,8 @@ def test_curl_download(server: Server, name: str, extra: list[str]) -> None:
     assert sha(result.stdout) == sha(FILES[name])
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
 def test_curl_reports_missing_file(server: Server) -> None:
+    require_tool("curl", "curl")
     url = f"tftp://{HOST}:{server.port}/nope.bin"
     result = subprocess.run(["curl", "-s", "--max-time", "20", url], timeout=30)
     assert result.returncode == 68  # CURLE_TFTP_NOTFOUND
@@ -281,4 +288,113 @@ def test_server_survives_a_burst_of_garbage(server: Server, client_socket: socke
         raise AssertionError("no answer after the garbage burst")
     assert reply == Data(1, FILES["small.txt"])
     client_socket.sendto(encode(Ack(1)), transfer)
+    assert server.proc.poll() is None
+
+
+# --- windowsize (RFC 7440) with atftp, netascii, hostile input ------------------------
+
+
+@pytest.mark.parametrize("options", [["blksize 1468", "windowsize 16"], ["windowsize 4"]])
+def test_atftp_windowed_download(server: Server, tmp_path: Path, options: list[str]) -> None:
+    require_tool("atftp", "atftp")
+    dest = tmp_path / "out"
+    command = ["atftp"]
+    for option in options:
+        command += ["--option", option]
+    command += ["--get", "-r", "big.bin", "-l", str(dest), HOST, str(server.port)]
+    subprocess.run(command, check=True, timeout=120, capture_output=True)
+    assert sha(dest.read_bytes()) == sha(FILES["big.bin"])
+
+
+def test_windowsize_is_granted_in_the_oack(server: Server, client_socket: socket.socket) -> None:
+    rrq = ReadRequest("big.bin", "octet", {"blksize": "1468", "windowsize": "64"})
+    reply, addr = request(client_socket, server.port, rrq)
+    assert reply == OptionAck({"blksize": "1468", "windowsize": "16"})
+    client_socket.sendto(encode(Ack(0)), addr)
+    blocks = [decode(client_socket.recvfrom(65536)[0]) for _ in range(16)]
+    assert [b.block for b in blocks] == list(range(1, 17))  # a whole window, unasked
+    assert b"".join(b.payload for b in blocks) == FILES["big.bin"][: 16 * 1468]
+    client_socket.sendto(encode(Error(ErrorCode.NOT_DEFINED, "enough")), addr)
+
+
+def test_netascii_download_is_translated_on_the_wire(
+    server: Server, client_socket: socket.socket
+) -> None:
+    reply, addr = request(client_socket, server.port, ReadRequest("small.txt", "netascii"))
+    assert reply == Data(1, FILES["small.txt"].replace(b"\n", b"\r\n"))
+    client_socket.sendto(encode(Ack(1)), addr)
+
+
+def test_netascii_round_trip_through_tftp_hpa_ascii_mode(server: Server, tmp_path: Path) -> None:
+    require_tool("tftp", "tftp-hpa")
+    dest = tmp_path / "menu"
+    command = ["tftp", HOST, str(server.port), "-m", "ascii", "-c", "get", "menu.txt", str(dest)]
+    subprocess.run(command, check=True, timeout=60, capture_output=True)
+    assert dest.read_bytes() == FILES["menu.txt"]  # the client undoes RFC 764 exactly
+
+
+def test_netascii_declines_tsize(server: Server, client_socket: socket.socket) -> None:
+    rrq = ReadRequest("menu.txt", "netascii", {"tsize": "0", "blksize": "1024"})
+    reply, addr = request(client_socket, server.port, rrq)
+    assert reply == OptionAck({"blksize": "1024"})  # translated size unknown up front
+    client_socket.sendto(encode(Error(ErrorCode.NOT_DEFINED, "probe")), addr)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "boot\\..\\..\\secret",
+        "C:\\..\\secret",
+        "/" * 300 + "../secret",
+        "boot/%2e%2e/%2e%2e/secret",
+        "\udcff\udcfe../secret",
+        "x" * 4000,
+        ".",
+        "",
+    ],
+)
+def test_more_hostile_names_get_an_error_never_a_file(
+    server: Server, client_socket: socket.socket, name: str
+) -> None:
+    reply, _ = request(client_socket, server.port, ReadRequest(name, "octet"))
+    assert isinstance(reply, Error)
+    assert reply.code in (ErrorCode.FILE_NOT_FOUND, ErrorCode.ACCESS_VIOLATION)
+
+
+def test_windows_style_request_is_served(server: Server, tmp_path: Path) -> None:
+    dest = tmp_path / "out"
+    client = tftpy.TftpClient(HOST, server.port, options={"blksize": 1468})
+    client.download("\\boot\\x64\\loader.efi", str(dest), timeout=5, retries=3)
+    assert sha(dest.read_bytes()) == sha(FILES["boot/x64/loader.efi"])
+
+
+def test_fuzzed_requests_and_acks_never_kill_the_server(
+    server: Server, client_socket: socket.socket
+) -> None:
+    rng = random.Random(7440)
+    # Structured junk: valid opcodes with corrupt options, absurd values, truncated ACKs.
+    junk = [
+        b"\x00\x01big.bin\x00octet\x00blksize\x00" + b"9" * 50 + b"\x00",
+        b"\x00\x01big.bin\x00octet\x00windowsize\x00-1\x00tsize\x00x\x00",
+        b"\x00\x01big.bin\x00octet\x00blksize\x00" + b"\x00" * 30,
+        b"\x00\x01big.bin\x00octet\x00dup\x001\x00DUP\x002\x00",
+        b"\x00\x02big.bin\x00octet\x00",
+        b"\x00\x06blksize\x00512\x00",
+    ]
+    junk += [b"\x00\x01" + rng.randbytes(rng.randrange(1, 80)) for _ in range(200)]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as fuzzer:
+        fuzzer.bind((HOST, 0))  # answers to the junk (errors, OACKs) go here
+        for datagram in junk:
+            fuzzer.sendto(datagram, (HOST, server.port))
+    # Mid-transfer: garbage and out-of-range ACKs on the transfer port.
+    first, transfer = request(client_socket, server.port, ReadRequest("multiple.bin", "octet"))
+    for datagram in [b"", b"\x00\x04", b"\x00\x04\xff\xff", b"\x00\x09zz", rng.randbytes(700)]:
+        client_socket.sendto(datagram, transfer)
+    second, _ = request(client_socket, transfer[1], Ack(1))
+    assert first == Data(1, FILES["multiple.bin"][:512])
+    # The junk may have drawn a retransmission of block 1 first; block 2 follows.
+    while isinstance(second, Data) and second.block == 1:
+        second = decode(client_socket.recvfrom(65536)[0])
+    assert second == Data(2, FILES["multiple.bin"][512:1024])
+    client_socket.sendto(encode(Error(ErrorCode.NOT_DEFINED, "done")), transfer)
     assert server.proc.poll() is None

@@ -1,0 +1,184 @@
+"""End to end: every firmware boot path netboot offers, in QEMU, at once, to enlistment.
+
+Two appliances, each in its own lab namespace, because the loader family is a
+configuration switch ([boot] in netboot.toml):
+
+lab "pxelinux" (bios_loader = "pxelinux", uefi_loader = "ipxe"):
+  * BIOS pxelinux: SeaBIOS + iPXE ROM -> TFTP lpxelinux.0 + ldlinux.c32 ->
+    pxelinux.cfg/01-<mac> (rendered) -> kernel + initrd over HTTP -> enlist.
+  * OVMF UEFI HTTP boot: PXE disabled in firmware -> DHCP arch 16 "HTTPClient" ->
+    ipxe.efi over HTTP -> iPXE script -> kernel + initrd over HTTP -> enlist.
+  * Secure Boot enforced, unsigned loader: OVMF secboot + MS keys gets snponly.efi
+    and must refuse it ("Access Denied"). Proves Secure Boot really is on in this lab.
+lab "shim" (uefi_loader = "shim"):
+  * OVMF Secure Boot: shim (MS-signed) -> signed grub -> grub/grub.cfg ->
+    grub.cfg-<mac> (rendered) -> signed kernel + initrd over TFTP -> enlist.
+
+The BIOS iPXE and OVMF PXE (snponly.efi) paths are covered by test_pxe_enlist.py.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from netboot.lab.appliance import LabAppliance
+from netboot.lab.netns import LabNetwork
+from netboot.lab.qemu import NodeSpec, QemuNode, choose_accel
+from tests.conftest import BOOT_DIR, require_root
+
+pytestmark = [pytest.mark.qemu, pytest.mark.netns]
+
+# TCG, 4 VMs at once on a loaded 2-core host: LAB-NOTES says ~19 s each idle; 3x+ margin.
+BOOT_TIMEOUT = 420
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "e2e-boot-paths"
+HTTP_BOOT_ONLY = [
+    "-fw_cfg",
+    "name=opt/org.tianocore/IPv4PXESupport,string=no",
+]
+
+PXELINUX_BIOS = NodeSpec(
+    "pxelinux-bios",
+    "52:54:00:e2:b0:01",
+    "e2eb0000-0000-4000-8000-000000000001",
+    firmware="bios",
+    memory_mib=512,
+    serial="SN-PXELINUX",
+)
+HTTP_BOOT = NodeSpec(
+    "uefi-http",
+    "52:54:00:e2:b0:02",
+    "e2eb0000-0000-4000-8000-000000000002",
+    firmware="uefi",
+    memory_mib=768,
+    serial="SN-HTTPBOOT",
+    extra_args=HTTP_BOOT_ONLY,
+)
+SB_REFUSES_IPXE = NodeSpec(
+    "sb-unsigned",
+    "52:54:00:e2:b0:03",
+    "e2eb0000-0000-4000-8000-000000000003",
+    firmware="uefi-sb",
+    memory_mib=512,
+    serial="SN-SB-IPXE",
+)
+SB_SHIM = NodeSpec(
+    "sb-shim",
+    "52:54:00:e2:b0:04",
+    "e2eb0000-0000-4000-8000-000000000004",
+    firmware="uefi-sb",
+    memory_mib=768,
+    serial="SN-SB-SHIM",
+)
+
+LOADERS = ("vmlinuz", "enlist.initrd", "lpxelinux.0", "ldlinux.c32", "ipxe.efi", "snponly.efi")
+SB_LOADERS = ("bootx64.efi", "grubx64.efi")
+
+
+def start_appliance(lab: LabNetwork, workdir: Path, boot_table: str) -> LabAppliance:
+    app = LabAppliance(lab, workdir, BOOT_DIR)
+    app.config_path.write_text(app.config_path.read_text() + f"\n[boot]\n{boot_table}\n")
+    return app.start()
+
+
+def test_pxelinux_http_boot_and_secure_boot_paths_enlist(lab: LabNetwork, tmp_path: Path):
+    require_root()
+    for name in LOADERS + SB_LOADERS:
+        assert (BOOT_DIR / name).exists(), f"{BOOT_DIR / name} missing: run `make boot` first"
+    print("QEMU accel: {} ({})".format(*choose_accel()))
+    with LabNetwork(prefix="nbsb") as shim_lab:
+        apps = {
+            "pxelinux": start_appliance(lab, tmp_path / "app-pxelinux", 'bios_loader = "pxelinux"'),
+            "shim": start_appliance(shim_lab, tmp_path / "app-shim", 'uefi_loader = "shim"'),
+        }
+        nodes: list[QemuNode] = []
+        try:
+            for app in apps.values():
+                app.wait_ready()
+            started = time.monotonic()
+            nodes = [
+                QemuNode(lab, PXELINUX_BIOS, tmp_path / "nodes"),
+                QemuNode(lab, HTTP_BOOT, tmp_path / "nodes"),
+                QemuNode(lab, SB_REFUSES_IPXE, tmp_path / "nodes"),
+                QemuNode(shim_lab, SB_SHIM, tmp_path / "nodes"),
+            ]
+            deadline = started + BOOT_TIMEOUT
+            refused = nodes[2]
+            for node in (nodes[0], nodes[1], nodes[3]):
+                wait_power_off(node, deadline, apps)
+                print(f"{node.spec.name}: enlisted, {time.monotonic() - started:.1f}s after start")
+            wait_for_serial(refused, "Access Denied", deadline, apps)
+            print(f"{refused.spec.name}: refused unsigned snponly.efi under Secure Boot")
+
+            assert_enlisted(apps["pxelinux"], [PXELINUX_BIOS, HTTP_BOOT])
+            assert_enlisted(apps["shim"], [SB_SHIM])
+
+            log = apps["pxelinux"].log_text()
+            assert "tftp: sent lpxelinux.0 to" in log
+            assert "tftp: sent ldlinux.c32 to" in log
+            assert f"pxelinux config enlist for {PXELINUX_BIOS.mac}" in log
+            assert "HTTPClient" in log  # the arch-16 offer echoed option 60
+            assert f"iPXE script enlist for {HTTP_BOOT.mac}" in log
+            assert "tftp: sent snponly.efi to" in log  # what the Secure Boot VM refused
+
+            log = apps["shim"].log_text()
+            for sent in ("bootx64.efi", "grubx64.efi", "grub/grub.cfg", "vmlinuz", "enlist.initrd"):
+                assert f"tftp: sent {sent} to" in log or f"tftp: sent /{sent} to" in log, sent
+            assert f"grub config enlist for {SB_SHIM.mac}" in log
+        finally:
+            keep_artifacts(apps, nodes)
+            for app in apps.values():
+                app.stop()
+
+
+def wait_power_off(node: QemuNode, deadline: float, apps: dict[str, LabAppliance]) -> None:
+    try:
+        code = node.wait(timeout=max(1.0, deadline - time.monotonic()))
+    except Exception:
+        pytest.fail(f"{node.spec.name} did not enlist and power off in time\n{report(node, apps)}")
+    assert code == 0, report(node, apps)
+
+
+def wait_for_serial(
+    node: QemuNode, text: str, deadline: float, apps: dict[str, LabAppliance]
+) -> None:
+    while time.monotonic() < deadline:
+        if node.serial_log.exists() and text in node.serial_log.read_text(errors="replace"):
+            return
+        time.sleep(0.5)
+    pytest.fail(f"{node.spec.name}: no {text!r} on the console\n{report(node, apps)}")
+
+
+def assert_enlisted(app: LabAppliance, specs: list[NodeSpec]) -> None:
+    listing = app.netboot("nodes", "--json")
+    assert listing.returncode == 0, listing.stderr
+    by_mac = {n["boot_mac"]: n for n in json.loads(listing.stdout)}
+    for spec in specs:
+        assert spec.mac in by_mac, f"{spec.name} not enlisted:\n{tail(app.log_text())}"
+        node = by_mac[spec.mac]
+        assert node["uuid"] == spec.uuid
+        assert node["serial"] == spec.serial
+        assert node["memory_mib"] == spec.memory_mib
+
+
+def report(node: QemuNode, apps: dict[str, LabAppliance]) -> str:
+    logs = "\n".join(f"--- {name} log tail:\n{tail(a.log_text())}" for name, a in apps.items())
+    return f"serial tail:\n{node.serial_tail()}\n{logs}"
+
+
+def tail(text: str, lines: int = 50) -> str:
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def keep_artifacts(apps: dict[str, LabAppliance], nodes: list[QemuNode]) -> None:
+    """Serial and server logs, kept for CI to show when something fails."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for name, app in apps.items():
+        if app.log_path.exists():
+            (ARTIFACTS / f"netboot-{name}.log").write_text(app.log_text())
+    for node in nodes:
+        if node.serial_log.exists():
+            (ARTIFACTS / f"{node.spec.name}.serial.log").write_bytes(node.serial_log.read_bytes())
