@@ -37,6 +37,7 @@ boot: $(BUILD)/.deps
 	@mkdir -p $(BOOT)
 	@for f in $(IPXE_LOADERS); do cmp -s /usr/lib/ipxe/$$f $(BOOT)/$$f || cp /usr/lib/ipxe/$$f $(BOOT)/$$f; done
 	images/enlist/build.sh $(BOOT)
+	images/commission/build.sh $(BOOT)
 	images/loaders/build.sh $(BOOT)
 
 lint: venv

@@ -30,6 +30,7 @@ __all__ = ["ENVIRONMENTS", "BootEnvironment", "BootPurpose", "ScriptRenderer", "
 
 class BootPurpose(Enum):
     ENLIST = "enlist"
+    COMMISSION = "commission"
     DEPLOY = "deploy"
     RESCUE = "rescue"
     LOCAL = "local"
@@ -38,6 +39,7 @@ class BootPurpose(Enum):
 # Statuses not listed (NEW, READY, ALLOCATED, failures, BROKEN, RELEASING ...) re-enlist:
 # refreshing the inventory is harmless and the environment powers the machine off.
 _PURPOSE_BY_STATUS: dict[NodeStatus, BootPurpose] = {
+    NodeStatus.COMMISSIONING: BootPurpose.COMMISSION,
     NodeStatus.DEPLOYING: BootPurpose.DEPLOY,
     NodeStatus.DEPLOYED: BootPurpose.LOCAL,
     NodeStatus.RESCUE_MODE: BootPurpose.RESCUE,
@@ -59,6 +61,14 @@ class BootEnvironment:
 ENVIRONMENTS: dict[BootPurpose, BootEnvironment] = {
     BootPurpose.ENLIST: BootEnvironment(
         "vmlinuz", "enlist.initrd", "netboot.enlist_url={http_base}/api/enlist"
+    ),
+    # The node's token authenticates its callbacks (netboot/http/metadata.py); it is in
+    # the script only while the node is COMMISSIONING.
+    BootPurpose.COMMISSION: BootEnvironment(
+        "vmlinuz",
+        "commission.initrd",
+        "netboot.purpose=commission netboot.url={http_base} netboot.system_id={system_id}"
+        " netboot.token={token}",
     ),
     BootPurpose.DEPLOY: BootEnvironment(
         "vmlinuz",
@@ -129,6 +139,10 @@ class ScriptRenderer:
             system_id=system_id,
             kernel=env.kernel if env else None,
             initrd=env.initrd if env else None,
-            params=env.params.format(http_base=http_base, system_id=system_id) if env else "",
+            params=env.params.format(
+                http_base=http_base, system_id=system_id, token=node.token if node else ""
+            )
+            if env
+            else "",
             common_params=COMMON_PARAMS,
         )

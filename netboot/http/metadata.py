@@ -116,6 +116,11 @@ class MetadataResource(resource.Resource):
             disks = [
                 {k: d[k] for k in ("name", "size_bytes", "model", "serial")} for d in hw["disks"]
             ]
+            summary = (
+                f"inventory: {hw['cpu']['count']} cpus, {len(hw['cpu']['flags'])} cpu flags, "
+                f"{len(disks)} disks, {len(hw['nics'])} nics, {len(hw['pci'])} pci devices"
+            )
+            log.info("{system_id} {summary}", system_id=sid, summary=summary)
             self.store.update_node(
                 sid,
                 {
@@ -127,8 +132,7 @@ class MetadataResource(resource.Resource):
                 now,
                 actor,
                 "commissioning",
-                f"inventory: {hw['cpu']['count']} cpus, {len(hw['cpu']['flags'])} cpu flags, "
-                f"{len(disks)} disks, {len(hw['nics'])} nics, {len(hw['pci'])} pci devices",
+                summary,
             )
             self.store.add_script_result(sid, INVENTORY_RESULT, 0, body, now)
             return json_response(request, 200, {"stored": "inventory"})
