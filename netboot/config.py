@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from netboot.bootconfig.settings import BootConfig, parse_boot
+from netboot.nodes.settings import LifecycleConfig, parse_lifecycle
 
 if TYPE_CHECKING:
     from netboot.dns.settings import DNSConfig
@@ -70,6 +71,7 @@ class Config:
     dhcp: DHCPConfig | None
     boot: BootConfig = BootConfig()  # [boot]: loader per firmware (bootconfig/settings.py)
     dns: DNSConfig | None = None  # [dns]: on unless enabled = false (dns/settings.py)
+    lifecycle: LifecycleConfig = LifecycleConfig()  # [lifecycle]: nodes/settings.py
 
     @property
     def database_path(self) -> Path:
@@ -80,7 +82,9 @@ class Config:
         return f"http://{self.server_address}:{self.http.port}"
 
 
-_TOP_KEYS = {"server_address", "state_dir", "boot_dir", "http", "tftp", "dhcp", "boot", "dns"}
+_TOP_KEYS = {
+    "server_address", "state_dir", "boot_dir", "http", "tftp", "dhcp", "boot", "dns", "lifecycle"
+}  # fmt: skip
 
 
 def load_config(path: Path) -> Config:
@@ -122,6 +126,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
         dhcp=dhcp,
         boot=parse_boot(raw.get("boot", {})),
         dns=_dns(raw.get("dns", {}), server_address, dhcp),
+        lifecycle=parse_lifecycle(raw.get("lifecycle", {}), base_dir),
     )
 
 

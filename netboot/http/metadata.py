@@ -36,22 +36,24 @@ from netboot.nodes.commissioning import (
 )
 from netboot.nodes.inventory import InvalidReport
 from netboot.nodes.lifecycle import IllegalTransition, NodeStatus
+from netboot.nodes.settings import DEFAULT_SCRIPTS
 from netboot.store.models import Node
 
 log = Logger(namespace="netboot.metadata")
 
-# Operator commissioning scripts: preseeds/commissioning/ of the netboot checkout.
-COMMISSIONING_SCRIPTS = Path(__file__).resolve().parents[2] / "preseeds" / "commissioning"
+# The default operator commissioning scripts: preseeds/commissioning/ of the checkout.
+COMMISSIONING_SCRIPTS = DEFAULT_SCRIPTS
 
 
 class MetadataResource(resource.Resource):
     isLeaf = True
 
-    def __init__(self, actions: NodeActions, scripts_dir: Path | None) -> None:
+    def __init__(self, actions: NodeActions, scripts_dir: Path | None = None) -> None:
         super().__init__()
         self.actions = actions
         self.store = actions.store
-        self.scripts_dir = scripts_dir
+        # [lifecycle] commissioning_scripts, unless given here (tests)
+        self.scripts_dir = scripts_dir or actions.commissioning_scripts
 
     def render(self, request: Request) -> bytes:
         path = [p.decode("utf-8", "replace") for p in request.postpath]

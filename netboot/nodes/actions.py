@@ -20,13 +20,19 @@ import contextlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from twisted.internet import defer
 from twisted.logger import Logger
 
 from netboot.nodes.constraints import Constraints, matches
 from netboot.nodes.lifecycle import IllegalTransition, NodeStatus
-from netboot.power.base import PowerDriver, PowerError, PowerState
+from netboot.power.base import InvalidPowerParameters, PowerDriver, PowerError, PowerState
+
+try:  # the driver-aware check (netboot.power.base), when this netboot has it
+    from netboot.power.base import validate_parameters as _validate_parameters
+except ImportError:  # pragma: no cover - older power package
+    _validate_parameters = None
 from netboot.store.models import Node
 from netboot.store.nodes_ext import NodeNotFound, clear_script_results
 
@@ -98,11 +104,14 @@ class NodeActions:
         power: PowerLookup,
         clock: Callable[[], float] = time.time,
         timeouts: Timeouts = Timeouts(),  # noqa: B008 (frozen, shared safely)
+        commissioning_scripts: Path | None = None,
     ) -> None:
         self.store = store
         self.power = power
         self.clock = clock
         self.timeouts = timeouts
+        # The operator's commissioning scripts (served to nodes, expected in results).
+        self.commissioning_scripts = commissioning_scripts
 
     # -- reads --------------------------------------------------------------------------
 
@@ -191,6 +200,8 @@ class NodeActions:
             except IllegalTransition:
                 continue  # taken by a concurrent allocation since we listed: next one
         raise NoMatchingNode(f"no ready node matches {constraints.describe()}")
+
+    acquire = allocate  # MAAS 1.x name
 
     def deploy(
         self,
@@ -340,27 +351,39 @@ class NodeActions:
             "owner data: " + ", ".join(sorted(updates)),
         )
 
-    def set_power(
-        self, system_id: str, actor: str, power_type: str, parameters: Mapping[str, str]
-    ) -> Node:
-        """Store the power type and parameters (validated by the driver's spec)."""
+    def check_power(self, power_type: str, parameters: Mapping[str, str]) -> dict[str, str]:
+        """Validate a power type and its parameters (names, required ones, and the
+        driver's own value checks when it has them); InvalidAction names the field as
+        the MAAS API spells it (``power_parameters_<name>``)."""
         try:
             driver = self.power(power_type)
         except KeyError:
             raise InvalidAction("power_type", f"unknown power type {power_type!r}") from None
-        known = {p.name for p in driver.parameters}
-        for name in parameters:
-            if name not in known:
-                raise InvalidAction(
-                    f"power_parameters_{name}",
-                    f"not a parameter of {power_type} (known: {', '.join(sorted(known)) or '-'})",
-                )
-        for spec in driver.parameters:
-            if spec.required and not parameters.get(spec.name):
-                raise InvalidAction(f"power_parameters_{spec.name}", "is required")
+        try:
+            if _validate_parameters is not None:
+                return _validate_parameters(driver, parameters)
+            known = {p.name for p in driver.parameters}
+            for name in parameters:
+                if name not in known:
+                    raise InvalidPowerParameters(
+                        name, f"not a parameter of {power_type} ({', '.join(sorted(known)) or '-'})"
+                    )
+            for spec in driver.parameters:
+                if spec.required and not parameters.get(spec.name):
+                    raise InvalidPowerParameters(spec.name, "is required")
+            return dict(parameters)
+        except InvalidPowerParameters as exc:
+            message = str(exc).split(": ", 1)[-1]
+            raise InvalidAction(f"power_parameters_{exc.field}", message) from None
+
+    def set_power(
+        self, system_id: str, actor: str, power_type: str, parameters: Mapping[str, str]
+    ) -> Node:
+        """Store the power type and parameters (validated by the driver's spec)."""
+        params = self.check_power(power_type, parameters)
         return self.store.update_node(
             system_id,
-            {"power_type": power_type, "power_parameters": dict(parameters)},
+            {"power_type": power_type, "power_parameters": params},
             self.clock(),
             actor,
             "power-config",

@@ -16,7 +16,8 @@ from typing import Any
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from netboot.nodes.actions import NodeActions, PowerLookup, Timeouts
+from netboot.nodes.actions import NodeActions, PowerLookup
+from netboot.nodes.settings import LifecycleConfig
 from netboot.nodes.timeouts import TimeoutChecker
 from netboot.power.base import PowerDriver, PowerParameterSpec, PowerState
 
@@ -83,8 +84,9 @@ def build_lifecycle(
     store: Any,
     reactor: Any,
     clock: Callable[[], float] = time.time,
-    timeouts: Timeouts = Timeouts(),  # noqa: B008 (frozen)
-    check_interval: float = 10.0,
+    settings: LifecycleConfig = LifecycleConfig(),  # noqa: B008 (frozen)
 ) -> tuple[NodeActions, TimeoutChecker]:
-    actions = NodeActions(store, power_lookup(reactor), clock, timeouts)
-    return actions, TimeoutChecker(actions, reactor, check_interval)
+    actions = NodeActions(
+        store, power_lookup(reactor), clock, settings.timeouts, settings.commissioning_scripts
+    )
+    return actions, TimeoutChecker(actions, reactor, settings.check_interval)

@@ -198,6 +198,17 @@ class NodeLifecycleStore:
         ).fetchall()
         return [n for n in (self.node(r[0]) for r in rows) if n is not None]  # type: ignore[attr-defined]
 
+    def lease_ips(self, now: float) -> dict[str, str]:
+        """MAC -> address of every unexpired, held DHCP lease (for ``ip_addresses``)."""
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(leases)")}
+        if not {"mac", "ip", "expires"} <= columns:
+            return {}
+        held = " AND state = 'active'" if "state" in columns else ""
+        rows = self._db.execute(
+            f"SELECT mac, ip FROM leases WHERE expires > ?{held} ORDER BY expires", (now,)
+        ).fetchall()
+        return {r[0]: r[1] for r in rows}
+
     def power_parameters(self, system_id: str) -> dict[str, str]:
         row = self._db.execute(
             "SELECT power_parameters FROM nodes WHERE system_id = ?", (system_id,)

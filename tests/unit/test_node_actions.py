@@ -397,3 +397,40 @@ def test_migration_2_upgrades_a_version_1_database(tmp_path: Path):
         assert store.power_parameters("abc123") == {}
     finally:
         store.close()
+
+
+def test_lifecycle_config_table_is_validated_and_names_the_key(tmp_path: Path):
+    from netboot.config import ConfigError, parse_config
+
+    base = {"server_address": "10.0.0.1", "state_dir": "s", "boot_dir": "b"}
+    cfg = parse_config(
+        {**base, "lifecycle": {"commissioning_timeout": 60, "commissioning_scripts": "scr"}},
+        base_dir=tmp_path,
+    )
+    assert cfg.lifecycle.timeouts.commissioning == 60.0
+    assert cfg.lifecycle.timeouts.deploying == Timeouts().deploying
+    assert cfg.lifecycle.commissioning_scripts == tmp_path / "scr"
+    for bad, key in [
+        ({"commissioning_timeout": "soon"}, "lifecycle.commissioning_timeout"),
+        ({"releasing_timeout": -1}, "lifecycle.releasing_timeout"),
+        ({"colour": 1}, "lifecycle.colour"),
+    ]:
+        with pytest.raises(ConfigError) as err:
+            parse_config({**base, "lifecycle": bad})
+        assert err.value.key == key
+
+
+def test_lease_ips_reads_held_unexpired_leases(env):
+    store, *_ = env
+    columns = {r[1] for r in store._db.execute("PRAGMA table_info(leases)")}
+    now = 1000.0
+    rows = [("52:54:00:00:00:01", "10.0.0.5", now + 60), ("52:54:00:00:00:02", "10.0.0.6", now - 1)]
+    for mac, ip, expires in rows:
+        values = {"mac": mac, "ip": ip, "expires": expires, "updated": now}
+        if "state" in columns:
+            values |= {"state": "active", "client_id": "01" + mac.replace(":", "")}
+        store._db.execute(
+            f"INSERT INTO leases ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+            tuple(values.values()),
+        )
+    assert store.lease_ips(now) == {"52:54:00:00:00:01": "10.0.0.5"}

@@ -14,21 +14,8 @@ from netboot.nodes.actions import NodeActions
 
 
 def lease_ips(store, clock: Callable[[], float]) -> Callable[[], dict[str, str]]:
-    """MAC -> address of every unexpired lease, read through whatever lease view the
-    store offers (``leases()`` returning objects with mac/ip/expires)."""
-
-    def ips() -> dict[str, str]:
-        leases = getattr(store, "leases", None)
-        if leases is None:
-            return {}
-        now = clock()
-        out = {}
-        for lease in leases():
-            if getattr(lease, "expires", now + 1) > now:
-                out[str(lease.mac)] = str(lease.ip)
-        return out
-
-    return ips
+    """MAC -> address of every unexpired lease (the store reads the leases table)."""
+    return lambda: store.lease_ips(clock())
 
 
 def maas_root(actions: NodeActions, domain: str = "maas") -> resource.Resource:

@@ -21,7 +21,7 @@ from twisted.internet import defer
 
 from netboot.http.maas.forms import BadForm, Form
 from netboot.http.maas.render import API, SiteFacts, domain_json, machine_json, pool_json, zone_json
-from netboot.nodes.actions import InvalidAction, NodeActions, NodeNotFound, NoMatchingNode
+from netboot.nodes.actions import NodeActions, NodeNotFound, NoMatchingNode
 from netboot.nodes.constraints import parse_constraints
 from netboot.nodes.inventory import InvalidReport, normalise_mac
 from netboot.nodes.lifecycle import IllegalTransition, NodeStatus
@@ -255,12 +255,7 @@ def machines_create(call: Call) -> dict:
         if not _HOSTNAME_RE.match(hostname):
             raise BadForm("hostname", f"{hostname!r} is not a valid host name")
     power_type = f.text("power_type") or "manual"
-    params = _power_parameters(f)
-    try:
-        driver = call.ctx.actions.power(power_type)
-    except KeyError:
-        raise BadForm("power_type", f"unknown power type {power_type!r}") from None
-    _check_power_params(driver, params)
+    params = call.ctx.actions.check_power(power_type, _power_parameters(f))
     try:
         node = create_node(
             call.ctx.store,
@@ -294,16 +289,6 @@ def _power_parameters(f: Form) -> dict[str, str]:
         if key.startswith("power_parameters_"):
             params[key[len("power_parameters_") :]] = f.text(key) or ""
     return params
-
-
-def _check_power_params(driver, params: dict[str, str]) -> None:
-    known = {p.name for p in driver.parameters}
-    for name in params:
-        if name not in known:
-            raise BadForm(f"power_parameters_{name}", f"not a parameter of {driver.name}")
-    for spec in driver.parameters:
-        if spec.required and not params.get(spec.name):
-            raise BadForm(f"power_parameters_{spec.name}", "is required")
 
 
 # -- one machine --------------------------------------------------------------------------
@@ -342,10 +327,7 @@ def machine_update(call: Call) -> dict:
         ptype = power_type or node.power_type
         if not power_type:  # only parameters given: merge into the stored ones
             params = {**call.ctx.store.power_parameters(node.system_id), **params}
-        try:
-            call.ctx.actions.set_power(node.system_id, call.actor, ptype, params)
-        except InvalidAction as exc:
-            raise BadForm(exc.field, exc.message) from None
+        call.ctx.actions.set_power(node.system_id, call.actor, ptype, params)
     if fields:
         call.ctx.store.update_node(
             node.system_id,
