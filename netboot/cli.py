@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from netboot.config import Config, ConfigError, load_config
+from netboot.dhcp.leases_cli import add_parser as leases_parser
 from netboot.http.maas.keys import add_parser as apikey_parser
 from netboot.http.maas.keys import run as apikey_command
 
@@ -27,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     nodes = sub.add_parser("nodes", help="list the enlisted nodes")
     nodes.add_argument("--json", action="store_true", help="print JSON instead of a table")
     apikey_parser(sub)
+    leases_parser(sub)
     demo = sub.add_parser("demo", help="boot two QEMU nodes through netboot in a private lab")
     demo.add_argument("--boot-dir", type=Path, default=Path("build/boot"))
     demo.add_argument("--workdir", type=Path, default=Path("build/demo"))
@@ -57,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         from netboot.serve import serve
 
         return serve(cfg)
+    if args.command == "leases":
+        from netboot.dhcp.leases_cli import run as leases_command
+
+        return leases_command(cfg, args)
     if args.command == "apikey":
         return apikey_command(cfg, args)
     from netboot.nodes.table import print_nodes

@@ -17,6 +17,7 @@ from netboot.bootconfig.settings import BootConfig, parse_boot
 from netboot.nodes.settings import LifecycleConfig, parse_lifecycle
 
 if TYPE_CHECKING:
+    from netboot.dhcp.settings import DHCPConfig
     from netboot.dns.settings import DNSConfig
 
 
@@ -27,18 +28,6 @@ class ConfigError(ValueError):
         super().__init__(f"{key}: {message}")
         self.key = key
         self.message = message
-
-
-@dataclass(frozen=True, slots=True)
-class DHCPConfig:
-    interfaces: tuple[str, ...]
-    subnet: IPv4Network
-    range_start: IPv4Address
-    range_end: IPv4Address
-    lease_seconds: int
-    router: IPv4Address | None
-    dns_servers: tuple[IPv4Address, ...]
-    domain: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +42,7 @@ class TFTPConfig:
     port: int
     max_sessions: int
     max_blksize: int
+    workers: int = 1  # processes sharing the TFTP port (tftp/workers.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,12 +99,13 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
         port=_port(http_raw, "port", "http.port", default=5248),
     )
     tftp_raw = _table(raw, "tftp")
-    _reject_unknown(tftp_raw, {"bind", "port", "max_sessions", "max_blksize"}, "tftp.")
+    _reject_unknown(tftp_raw, {"bind", "port", "max_sessions", "max_blksize", "workers"}, "tftp.")
     tftp = TFTPConfig(
         bind=_address(tftp_raw, "bind", "tftp.bind", default=str(server_address)),
         port=_port(tftp_raw, "port", "tftp.port", default=69),
         max_sessions=_int(tftp_raw, "max_sessions", "tftp.max_sessions", 256, 1, 100_000),
         max_blksize=_int(tftp_raw, "max_blksize", "tftp.max_blksize", 1468, 512, 65464),
+        workers=_int(tftp_raw, "workers", "tftp.workers", 1, 1, 64),
     )
     dhcp = _dhcp(_table(raw, "dhcp"), server_address) if "dhcp" in raw else None
     return Config(
@@ -131,60 +122,10 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
 
 
 def _dhcp(raw: dict[str, Any], server_address: IPv4Address) -> DHCPConfig:
-    known = {
-        "interfaces",
-        "subnet",
-        "range_start",
-        "range_end",
-        "lease_seconds",
-        "router",
-        "dns_servers",
-        "domain",
-    }
-    _reject_unknown(raw, known, "dhcp.")
-    interfaces = raw.get("interfaces")
-    # Safety: DHCP is answered only on interfaces the operator named explicitly.
-    if (
-        not isinstance(interfaces, list)
-        or not interfaces
-        or not all(isinstance(i, str) and i for i in interfaces)
-    ):
-        raise ConfigError(
-            "dhcp.interfaces", "must be a non-empty list of interface names to answer DHCP on"
-        )
-    try:
-        subnet = IPv4Network(_str(raw, "subnet", "dhcp.subnet"))
-    except ValueError as exc:
-        raise ConfigError("dhcp.subnet", str(exc)) from None
-    start = _address(raw, "range_start", "dhcp.range_start")
-    end = _address(raw, "range_end", "dhcp.range_end")
-    for key, addr in (("dhcp.range_start", start), ("dhcp.range_end", end)):
-        if addr not in subnet:
-            raise ConfigError(key, f"{addr} is not inside dhcp.subnet {subnet}")
-    if int(end) < int(start):
-        raise ConfigError("dhcp.range_end", f"{end} is before dhcp.range_start {start}")
-    if start <= server_address <= end:
-        raise ConfigError("dhcp.range_start", f"range includes server_address {server_address}")
-    if server_address not in subnet:
-        raise ConfigError("server_address", f"{server_address} is not inside dhcp.subnet {subnet}")
-    router = _address(raw, "router", "dhcp.router") if "router" in raw else None
-    dns_raw = raw.get("dns_servers", [str(server_address)])
-    if not isinstance(dns_raw, list):
-        raise ConfigError("dhcp.dns_servers", "must be a list of IPv4 addresses")
-    dns = tuple(_parse_ip(v, f"dhcp.dns_servers[{i}]") for i, v in enumerate(dns_raw))
-    domain = raw.get("domain", "maas.lan")
-    if not isinstance(domain, str) or not domain or len(domain) > 253:
-        raise ConfigError("dhcp.domain", "must be a DNS domain name")
-    return DHCPConfig(
-        interfaces=tuple(interfaces),
-        subnet=subnet,
-        range_start=start,
-        range_end=end,
-        lease_seconds=_int(raw, "lease_seconds", "dhcp.lease_seconds", 600, 30, 365 * 86400),
-        router=router,
-        dns_servers=dns,
-        domain=domain,
-    )
+    # The DHCP package owns its table (subnets, ranges, reservations): netboot/dhcp/settings.py.
+    from netboot.dhcp.settings import parse_dhcp
+
+    return parse_dhcp(raw, server_address)
 
 
 def _dns(raw: Any, server_address: IPv4Address, dhcp: Any) -> DNSConfig | None:

@@ -12,7 +12,7 @@ from twisted.logger import Logger
 from netboot.bootconfig.scripts import ScriptRenderer
 from netboot.bootconfig.tftpfiles import DynamicBootFiles
 from netboot.config import Config
-from netboot.dhcp.server import DHCPServerProtocol, listen_dhcp
+from netboot.dhcp.service import DHCPService
 from netboot.dns.build import start_dns
 from netboot.http.site import build_site
 from netboot.store.sqlite import SQLiteStore
@@ -65,13 +65,15 @@ def make_service(
     ).setServiceParent(top)
 
     if cfg.dhcp is not None:
-        for iface in cfg.dhcp.interfaces:
-            proto = DHCPServerProtocol(
-                iface, cfg.dhcp, cfg.server_address, cfg.http_base_url, store, clock
-            )
-            _ListenerService(
-                f"dhcp:{iface}", lambda p=proto: listen_dhcp(reactor, p)
-            ).setServiceParent(top)
+        DHCPService(
+            cfg.dhcp,
+            cfg.database_path,
+            cfg.http_base_url,
+            reactor,
+            store.node_by_mac,
+            clock,
+            boot=cfg.boot,
+        ).setServiceParent(top)
 
     if cfg.dns is not None:
         # Authoritative for the node domain, forwarding the rest (netboot/dns/).

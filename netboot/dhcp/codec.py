@@ -31,6 +31,7 @@ __all__ = [
     "MessageType",
     "Packet",
     "make_reply",
+    "to_bytes_overloaded",
 ]
 
 
@@ -323,3 +324,53 @@ def make_reply(
         _fixed(file, _FILE_LEN, "file") if file else _EMPTY_FILE,
         ((_OPT_MESSAGE_TYPE, bytes((message_type,))), *options),
     )
+
+
+def _pack_field(opts: Sequence[tuple[int, bytes]], width: int, field: str) -> bytes:
+    """Options laid into the file or sname field (RFC 2131 §4.1), END-terminated."""
+    parts = []
+    for code, value in opts:
+        for start in range(0, max(len(value), 1), _MAX_OPTION_LEN):
+            chunk = value[start : start + _MAX_OPTION_LEN]
+            parts.append(_pack_tl(code, len(chunk)) + chunk)
+    raw = b"".join(parts) + b"\xff"
+    if len(raw) > width:
+        raise ValueError(f"options for the {field} field take {len(raw)} octets of {width}")
+    return raw.ljust(width, b"\0")
+
+
+def to_bytes_overloaded(
+    packet: Packet,
+    file_options: Sequence[tuple[int, bytes]],
+    sname_options: Sequence[tuple[int, bytes]],
+) -> bytes:
+    """Encode ``packet`` with option 52 (RFC 2132 §9.3) carrying the extra options in
+    the file and/or sname fields, which must be unused (all zero) in ``packet``."""
+    overload = (1 if file_options else 0) | (2 if sname_options else 0)
+    if not overload:
+        return packet.to_bytes()
+    if (file_options and packet.file != _EMPTY_FILE) or (
+        sname_options and packet.sname != _EMPTY_SNAME
+    ):
+        raise ValueError("cannot overload a file/sname field that is in use")
+    file = _pack_field(file_options, _FILE_LEN, "file") if file_options else packet.file
+    sname = _pack_field(sname_options, _SNAME_LEN, "sname") if sname_options else packet.sname
+    body = Packet(
+        packet.op,
+        packet.htype,
+        packet.hlen,
+        packet.hops,
+        packet.xid,
+        packet.secs,
+        packet.flags,
+        packet.ciaddr,
+        packet.yiaddr,
+        packet.siaddr,
+        packet.giaddr,
+        packet.chaddr,
+        sname,
+        file,
+        packet.options,
+    ).to_bytes()
+    # Option 52 goes right after the cookie: the client must see it before the rest.
+    return body[:_OPTIONS_AT] + bytes((_OPT_OVERLOAD, 1, overload)) + body[_OPTIONS_AT:]

@@ -45,6 +45,8 @@ class ClientFacts:
     relay_agent_info: bytes | None  # 82, raw
     giaddr: IPv4Address  # 0.0.0.0 unless relayed
     ciaddr: IPv4Address = IPv4Address(0)  # set when the client already holds an address
+    subnet_selection: IPv4Address | None = None  # 118 (RFC 3011)
+    client_machine_id: bytes | None = None  # 97, raw, for echoing in proxyDHCP replies
 
 
 def facts_from_packet(packet: Packet) -> ClientFacts:
@@ -75,6 +77,8 @@ def facts_from_packet(packet: Packet) -> ClientFacts:
         relay_agent_info=get(82),
         giaddr=packet.giaddr,
         ciaddr=packet.ciaddr,
+        subnet_selection=_typed(found, 118) if 118 in found else None,
+        client_machine_id=get(97),
     )
 
 

@@ -94,6 +94,59 @@ MIGRATIONS: tuple[str, ...] = (
         last_login    REAL
     );
     """,
+    # leases v2 (DHCP, netboot/store/leases.py): keyed by client identifier (option 61,
+    # else 01+MAC), with state (active/released/expired/declined/conflict), subnet and
+    # relay option 82; DHCP alarms (rogue servers seen on served interfaces).
+    """
+    CREATE TABLE leases_v2 (
+        client_id   TEXT PRIMARY KEY,
+        mac         TEXT NOT NULL,
+        ip          TEXT NOT NULL UNIQUE,
+        state       TEXT NOT NULL,
+        expires     REAL NOT NULL,
+        hostname    TEXT NOT NULL DEFAULT '',
+        subnet      TEXT NOT NULL DEFAULT '',
+        relay       TEXT NOT NULL DEFAULT '',
+        updated     REAL NOT NULL
+    );
+    INSERT INTO leases_v2 (client_id, mac, ip, state, expires, hostname, updated)
+        SELECT '01' || replace(mac, ':', ''), mac, ip, 'active', expires, hostname, updated
+        FROM leases;
+    DROP TABLE leases;
+    ALTER TABLE leases_v2 RENAME TO leases;
+    CREATE INDEX leases_by_mac ON leases(mac);
+    CREATE TABLE dhcp_alarms (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        time        REAL NOT NULL,
+        interface   TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        server_ip   TEXT NOT NULL DEFAULT '',
+        server_mac  TEXT NOT NULL DEFAULT '',
+        message     TEXT NOT NULL DEFAULT ''
+    );
+    """,
+    # deployments (netboot/store/deploy.py): the images a deploy episode pinned, the
+    # installer's stage and log; operators' SSH keys for deployed nodes.
+    """
+    CREATE TABLE deployments (
+        system_id   TEXT PRIMARY KEY REFERENCES nodes(system_id) ON DELETE CASCADE,
+        episode     REAL NOT NULL,
+        method      TEXT NOT NULL,
+        image       TEXT NOT NULL DEFAULT '',
+        installer   TEXT NOT NULL DEFAULT '',
+        stage       TEXT NOT NULL,
+        installed   REAL,
+        started     REAL NOT NULL,
+        updated     REAL NOT NULL,
+        log         BLOB NOT NULL DEFAULT x''
+    );
+    CREATE TABLE ssh_keys (
+        username    TEXT NOT NULL,
+        key         TEXT NOT NULL,
+        created     REAL NOT NULL,
+        PRIMARY KEY (username, key)
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

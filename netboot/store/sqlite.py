@@ -14,24 +14,19 @@ import string
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from ipaddress import IPv4Address
 from pathlib import Path
 
 from netboot.nodes.inventory import EnlistReport
 from netboot.nodes.lifecycle import NodeStatus
 from netboot.nodes.names import generate_hostname
 from netboot.store.dns import DNSStoreMixin
-from netboot.store.models import Event, Lease, Node
+from netboot.store.models import Event, Node
 from netboot.store.nodes_ext import NodeLifecycleStore, node_ext_fields
 from netboot.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 
 class StoreError(RuntimeError):
     pass
-
-
-class LeaseConflict(StoreError):
-    """The address is held by another client's unexpired lease."""
 
 
 _SYSTEM_ID_ALPHABET = string.ascii_lowercase + string.digits
@@ -216,46 +211,6 @@ class SQLiteStore(NodeLifecycleStore, DNSStoreMixin):
             **node_ext_fields(row),
         )
 
-    # -- leases -------------------------------------------------------------------
-
-    def lease_for_mac(self, mac: str) -> Lease | None:
-        row = self._db.execute("SELECT * FROM leases WHERE mac = ?", (mac,)).fetchone()
-        return _lease(row) if row else None
-
-    def lease_for_ip(self, ip: IPv4Address) -> Lease | None:
-        row = self._db.execute("SELECT * FROM leases WHERE ip = ?", (str(ip),)).fetchone()
-        return _lease(row) if row else None
-
-    def leases(self) -> list[Lease]:
-        rows = self._db.execute("SELECT * FROM leases ORDER BY mac").fetchall()
-        return [_lease(r) for r in rows]
-
-    def held_ips(self, now: float) -> set[IPv4Address]:
-        """Addresses under an unexpired lease."""
-        rows = self._db.execute("SELECT ip FROM leases WHERE expires > ?", (now,))
-        return {IPv4Address(r[0]) for r in rows}
-
-    def commit_lease(
-        self, mac: str, ip: IPv4Address, expires: float, hostname: str, now: float
-    ) -> Lease:
-        """Durably bind ``ip`` to ``mac`` until ``expires``. Raises LeaseConflict if another
-        client holds ``ip`` unexpired; an expired holder is evicted."""
-        with self._tx() as tx:
-            holder = tx.db.execute(
-                "SELECT mac, expires FROM leases WHERE ip = ?", (str(ip),)
-            ).fetchone()
-            if holder is not None and holder["mac"] != mac:
-                if holder["expires"] > now:
-                    raise LeaseConflict(f"{ip} is leased to {holder['mac']}")
-                tx.db.execute("DELETE FROM leases WHERE mac = ?", (holder["mac"],))
-            tx.db.execute(
-                "INSERT INTO leases (mac, ip, expires, hostname, updated) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT(mac) DO UPDATE SET ip = excluded.ip, expires = excluded.expires,"
-                " hostname = excluded.hostname, updated = excluded.updated",
-                (mac, str(ip), expires, hostname, now),
-            )
-        return Lease(mac=mac, ip=ip, expires=expires, hostname=hostname)
-
 
 class _Tx:
     """Statements run inside one open transaction."""
@@ -306,12 +261,6 @@ class _Tx:
                 message,
             ),
         )
-
-
-def _lease(row: sqlite3.Row) -> Lease:
-    return Lease(
-        mac=row["mac"], ip=IPv4Address(row["ip"]), expires=row["expires"], hostname=row["hostname"]
-    )
 
 
 def open_store(path: Path) -> SQLiteStore:

@@ -41,7 +41,7 @@ def test_good_config_loads_with_defaults(tmp_path: Path):
     assert cfg.tftp.port == 69
     assert cfg.dhcp is not None
     assert cfg.dhcp.interfaces == ("br0",)
-    assert cfg.dhcp.dns_servers == (IPv4Address("10.66.0.1"),)  # the appliance answers DNS
+    assert cfg.dhcp.subnets[0].dns_servers == (IPv4Address("10.66.0.1"),)  # appliance DNS
     assert cfg.http_base_url == "http://10.66.0.1:5248"
     assert cfg.database_path == tmp_path / "state" / "netboot.sqlite3"
 

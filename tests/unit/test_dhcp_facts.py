@@ -17,6 +17,7 @@ from tests.unit.fixtures_dhcp import (
     IPXE_MAC,
     IPXE_PRL,
     IPXE_UUID,
+    IPXE_UUID_WIRE,
     OVMF_DISCOVER,
     OVMF_MAC,
     OVMF_PRL,
@@ -48,6 +49,8 @@ def test_ipxe_bios_discover_facts() -> None:
         relay_agent_info=None,
         giaddr=ZERO,
         ciaddr=ZERO,
+        subnet_selection=None,
+        client_machine_id=b"\x00" + IPXE_UUID_WIRE,
     )
 
 

@@ -1,15 +1,14 @@
-"""The SQLite store: enlistment creates once and updates after; leases; schema guard."""
+"""The SQLite store: enlistment creates once and updates after; schema guard."""
 
 import json
 import sqlite3
-from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
 
 from netboot.nodes.inventory import parse_enlist_body
 from netboot.nodes.lifecycle import NodeStatus
-from netboot.store.sqlite import LeaseConflict, SQLiteStore, StoreError, open_store
+from netboot.store.sqlite import SQLiteStore, StoreError, open_store
 
 
 def report(mac="52:54:00:00:00:01", cpus=2, extra_macs=()):
@@ -77,15 +76,3 @@ def test_refuses_a_newer_schema(tmp_path: Path):
     db.close()
     with pytest.raises(StoreError, match="newer"):
         open_store(tmp_path / "db")
-
-
-def test_lease_conflict_and_expiry(store: SQLiteStore):
-    ip = IPv4Address("10.0.0.5")
-    store.commit_lease("aa:aa:aa:aa:aa:01", ip, expires=200.0, hostname="a", now=100.0)
-    with pytest.raises(LeaseConflict):
-        store.commit_lease("aa:aa:aa:aa:aa:02", ip, expires=300.0, hostname="b", now=150.0)
-    assert store.held_ips(150.0) == {ip}
-    # Once expired, the address may go to another client, and the old row goes.
-    store.commit_lease("aa:aa:aa:aa:aa:02", ip, expires=400.0, hostname="b", now=250.0)
-    assert store.lease_for_mac("aa:aa:aa:aa:aa:01") is None
-    assert store.lease_for_ip(ip).mac == "aa:aa:aa:aa:aa:02"

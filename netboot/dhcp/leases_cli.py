@@ -1,0 +1,75 @@
+"""``netboot leases``: the DHCP lease table, filtered by MAC, address or state."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from ipaddress import IPv4Address
+
+from rich.console import Console
+from rich.table import Table
+
+from netboot.config import Config
+from netboot.dhcp.leases import State
+from netboot.store.leases import LeaseStore
+from netboot.store.sqlite import open_store
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("leases", help="list DHCP leases (filter by --mac, --ip, --state)")
+    p.add_argument("--mac", help="only this client MAC")
+    p.add_argument("--ip", help="only this address")
+    p.add_argument("--state", choices=[s.value for s in State], help="only leases in this state")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return p
+
+
+def run(cfg: Config, args: argparse.Namespace) -> int:
+    if args.ip is not None:
+        try:
+            IPv4Address(args.ip)
+        except ValueError:
+            print(f"netboot: --ip {args.ip!r} is not an IPv4 address")
+            return 2
+    open_store(cfg.database_path).close()  # creates / migrates the schema if needed
+    store = LeaseStore(cfg.database_path)
+    try:
+        rows = store.query(mac=args.mac, ip=args.ip, state=args.state)
+    finally:
+        store.close()
+    now = time.time()
+    records = [
+        {
+            "ip": str(IPv4Address(b.ip)),
+            "mac": b.mac,
+            "state": b.state.value,
+            "expires": b.expires,
+            "expires_in": round(b.expires - now),
+            "hostname": b.hostname,
+            "subnet": b.subnet,
+            "client_id": b.key.hex(),
+            "relay": b.relay.hex(),
+        }
+        for b in rows
+    ]
+    if args.json:
+        print(json.dumps(records, indent=2))
+        return 0
+    table = Table(title=f"DHCP leases ({len(records)})")
+    for column in ("ip", "mac", "state", "expires in", "hostname", "subnet"):
+        table.add_column(column)
+    for r in records:
+        left = r["expires_in"]
+        table.add_row(
+            r["ip"],
+            r["mac"],
+            r["state"],
+            f"{left} s" if left > 0 else "-",
+            r["hostname"],
+            r["subnet"],
+        )
+    Console(width=120).print(table)
+    return 0

@@ -1,0 +1,156 @@
+"""The DHCP service: controller, one listener per interface (and 4011 in proxy mode),
+lease reclaim, ARP conflict probes and the rogue-DHCP detector, started and stopped as
+one twisted Service."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from twisted.application import service
+from twisted.internet.defer import DeferredList
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from netboot.dhcp.arp import ArpProber, Neighbours
+from netboot.dhcp.rogue import RogueDetector
+from netboot.dhcp.server import PXE_PORT, SERVER_PORT, DHCPProtocol, DHCPServer, listen_dhcp
+from netboot.dhcp.settings import DHCPConfig
+from netboot.store.leases import LeaseStore
+
+__all__ = ["DHCPService", "HostnameCache"]
+
+log = Logger(namespace="netboot.dhcp")
+
+
+class HostnameCache:
+    """node hostname by MAC from the store, cached briefly (the DHCP path avoids SQL)."""
+
+    def __init__(self, lookup: Callable[[str], Any], clock: Callable[[], float], ttl=5.0):
+        self.lookup = lookup
+        self.clock = clock
+        self.ttl = ttl
+        self._cache: dict[str, tuple[str | None, float]] = {}
+
+    def __call__(self, mac: str) -> str | None:
+        now = self.clock()
+        hit = self._cache.get(mac)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        if len(self._cache) > 100_000:
+            self._cache.clear()
+        node = self.lookup(mac)
+        name = node.hostname if node is not None else None
+        self._cache[mac] = (name, now + self.ttl)
+        return name
+
+
+class DHCPService(service.Service):
+    def __init__(
+        self,
+        cfg: DHCPConfig,
+        database: Path,
+        http_base: str,
+        reactor: Any,
+        node_by_mac: Callable[[str], Any] = lambda mac: None,
+        clock: Callable[[], float] = time.time,
+        boot: Any = None,
+    ) -> None:
+        self.setName("dhcp")
+        self.boot = boot  # bootconfig.settings.BootConfig: loader per firmware
+        self.cfg = cfg
+        self.database = database
+        self.http_base = http_base
+        self.reactor = reactor
+        self.node_by_mac = node_by_mac
+        self.clock = clock
+        self.server: DHCPServer | None = None
+        self.stats: Counter[str] = Counter()  # shared with the controller, for /metrics
+        self._ports: list[Any] = []
+        self._loops: list[LoopingCall] = []
+        self._prober: ArpProber | None = None
+        self._neighbours: Neighbours | None = None
+        self._rogue: RogueDetector | None = None
+        self._store: LeaseStore | None = None
+
+    def startService(self) -> None:  # noqa: N802 (twisted API)
+        cfg = self.cfg
+        self._store = LeaseStore(self.database)
+        self._neighbours = Neighbours()
+        server = self.server = DHCPServer(
+            cfg,
+            self.http_base,
+            self._store,
+            self.reactor,
+            self.clock,
+            hostname_for=HostnameCache(self.node_by_mac, self.clock),
+            neighbours=self._neighbours,
+            stats=self.stats,
+            boot=self.boot,
+        )
+        try:
+            for iface in cfg.interfaces:
+                self._ports.append(listen_dhcp(self.reactor, DHCPProtocol(server, iface)))
+                if cfg.proxy:
+                    proto = DHCPProtocol(server, iface, pxe_port=True)
+                    self._ports.append(listen_dhcp(self.reactor, proto, PXE_PORT))
+        except Exception:
+            self._close_ports()
+            raise
+        if cfg.conflict_probe and not cfg.proxy:
+            self._prober = ArpProber(self.reactor, list(cfg.interfaces), server.conflict)
+            server.prober = self._prober
+        reclaim = LoopingCall(server.reclaim)
+        reclaim.clock = self.reactor
+        reclaim.start(cfg.reclaim_seconds, now=True)
+        self._loops.append(reclaim)
+        if cfg.rogue_probe_seconds and not cfg.proxy:
+            self._rogue = RogueDetector(
+                self.reactor,
+                cfg.interfaces,
+                {str(s.server_id) for s in cfg.subnets},
+                cfg.rogue_probe_seconds,
+                server.alarm,
+                self.clock,
+            )
+            self._rogue.start()
+        log.info(
+            "DHCP {mode} on {ifaces} (port {port}): {n} subnets, {leases} leases",
+            mode=cfg.mode,
+            ifaces=",".join(cfg.interfaces),
+            port=SERVER_PORT,
+            n=len(cfg.subnets),
+            leases=len(server.table),
+        )
+        super().startService()
+
+    def _close_ports(self) -> list:
+        stopping = [p.stopListening() for p in self._ports]
+        self._ports.clear()
+        return [d for d in stopping if d is not None]
+
+    def stopService(self):  # noqa: N802 (twisted API)
+        super().stopService()
+        for loop in self._loops:
+            if loop.running:
+                loop.stop()
+        self._loops.clear()
+        if self._rogue is not None:
+            self._rogue.stop()
+        if self._prober is not None:
+            self._prober.close()
+        waits = self._close_ports()
+        if self.server is not None:
+            waits.append(self.server.committer.stop())
+
+        def _closed(result: object) -> object:
+            if self._store is not None:
+                self._store.close()
+            if self._neighbours is not None:
+                self._neighbours.close()
+            return result
+
+        return DeferredList(waits).addBoth(_closed)
