@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from ipaddress import IPv4Address
+from pathlib import Path
 from typing import Any
+
+from twisted.internet import defer
 
 from netboot.dns.acl import RecursionAcl
 from netboot.dns.cache import Cache, WireIndex
@@ -12,6 +15,7 @@ from netboot.dns.live import DNSSource, LiveZones
 from netboot.dns.resolver import Resolver
 from netboot.dns.server import listen_dns
 from netboot.dns.settings import DNSConfig
+from netboot.dns.worker import WorkerPool, WorkerSpec
 from netboot.dns.zone import ZoneSettings
 
 
@@ -41,20 +45,29 @@ def listen(reactor: Any, resolver: Resolver, cfg: DNSConfig) -> list[Any]:
 
 
 class DNSListeners:
-    """The UDP and TCP ports of one DNS service, stopped together."""
+    """The UDP and TCP ports of one DNS service (and its workers), stopped together."""
 
-    def __init__(self, ports: list[Any]) -> None:
+    def __init__(self, ports: list[Any], workers: WorkerPool | None = None) -> None:
         self.ports = ports
+        self.workers = workers
 
     def stopListening(self) -> Any:  # noqa: N802 (the name _ListenerService calls)
-        from twisted.internet import defer
-
+        if self.workers is not None:
+            self.workers.stop()
         return defer.DeferredList([defer.maybeDeferred(p.stopListening) for p in self.ports])
 
 
 def start_dns(
-    cfg: DNSConfig, server_address: IPv4Address, store: DNSSource, reactor: Any
+    cfg: DNSConfig, server_address: IPv4Address, store: Any, reactor: Any
 ) -> DNSListeners:
-    """Build the resolver and bind its listeners (called when the service starts)."""
+    """Build the resolver and bind its listeners (called when the service starts); then
+    start ``cfg.workers`` extra processes on the same port."""
     resolver = make_resolver(cfg, server_address, store, reactor)
-    return DNSListeners(listen(reactor, resolver, cfg))
+    ports = listen(reactor, resolver, cfg)
+    workers = None
+    if cfg.workers > 0:
+        workers = WorkerPool(
+            reactor, WorkerSpec(cfg, server_address, Path(store.path)), cfg.workers
+        )
+        workers.start()
+    return DNSListeners(ports, workers)

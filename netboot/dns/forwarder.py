@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import random
+import socket
 import struct
 from collections import Counter
 from collections.abc import Sequence
@@ -24,7 +25,7 @@ from typing import Any
 
 from dnslib import EDNS0, RCODE, DNSError, DNSHeader, DNSQuestion, DNSRecord
 from twisted.internet import defer
-from twisted.internet.protocol import ClientFactory, DatagramProtocol, Protocol
+from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.logger import Logger
 
 from netboot.dns.settings import Upstream
@@ -169,16 +170,22 @@ class Forwarder:
 
     def _udp(self, upstream: Upstream, wire: bytes, query_id: int, *question: Any):
         done: defer.Deferred = defer.Deferred()
-        proto = _UDPExchange(done, query_id, question, self.stats)
-        port = self.reactor.listenUDP(0, proto)
-        proto.transport.connect(str(upstream.ip), upstream.port)
-        proto.transport.write(wire)
-        return self._bounded(done, lambda: port.stopListening())
+        try:
+            exchange = _UDPExchange(self.reactor, upstream, done, query_id, question, self.stats)
+        except OSError as exc:  # no route, unreachable network: this upstream is down
+            return defer.fail(_AttemptFailed(f"connect: {exc.strerror}", mark_down=True))
+        try:
+            exchange.send(wire)
+        except OSError as exc:
+            exchange.close()
+            return defer.fail(_AttemptFailed(f"send: {exc.strerror}", mark_down=True))
+        return self._bounded(done, exchange.close)
 
     def _tcp(self, upstream: Upstream, wire: bytes, query_id: int, *question: Any):
         done: defer.Deferred = defer.Deferred()
         proto = _TCPExchange(done, wire, query_id, question, self.stats)
         factory = ClientFactory.forProtocol(lambda: proto)
+        factory.noisy = False  # no "Starting factory" line per query
         factory.clientConnectionFailed = lambda _c, reason: (
             done.called or done.errback(_AttemptFailed(f"tcp: {reason.value}", mark_down=True))
         )
@@ -203,31 +210,86 @@ class Forwarder:
         return done.addBoth(finish)
 
 
-class _UDPExchange(DatagramProtocol):
+class _UDPExchange:
+    """One query on its own connected UDP socket, read by the reactor (IReadDescriptor).
+
+    Not ``reactor.listenUDP``: that logs two lines per port, i.e. per forwarded query.
+    ``connect`` binds a kernel-chosen random source port and makes the kernel drop
+    datagrams from any other address or port.
+    """
+
     def __init__(
-        self, done: defer.Deferred, query_id: int, question: tuple, stats: Counter
+        self,
+        reactor: Any,
+        upstream: Upstream,
+        done: defer.Deferred,
+        query_id: int,
+        question: tuple,
+        stats: Counter,
     ) -> None:
+        self.reactor = reactor
         self.done = done
         self.query_id = query_id
         self.question = question
         self.stats = stats
-
-    def datagramReceived(self, data: bytes, addr: Any) -> None:  # noqa: N802
-        if self.done.called:
-            return
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setblocking(False)
+        self._reading = False
         try:
-            reply = DNSRecord.parse(data)
-        except (DNSError, ValueError, IndexError, struct.error):
-            self.stats["upstream_malformed"] += 1
-            return
-        if not matches(reply, self.query_id, *self.question):
-            self.stats["upstream_mismatched"] += 1  # a late, stray or spoofed datagram
-            return
-        self.done.callback(reply)
+            self.sock.connect((str(upstream.ip), upstream.port))
+        except OSError:
+            self.sock.close()
+            raise
 
-    def connectionRefused(self) -> None:  # noqa: N802
+    def send(self, wire: bytes) -> None:
+        self.sock.send(wire)
+        self.reactor.addReader(self)
+        self._reading = True
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def logPrefix(self) -> str:  # noqa: N802 (IReadDescriptor)
+        return "dns-upstream"
+
+    def doRead(self) -> None:  # noqa: N802 (IReadDescriptor)
+        for _ in range(16):
+            try:
+                data = self.sock.recv(65535)
+            except BlockingIOError:
+                return
+            except ConnectionRefusedError:  # ICMP port unreachable
+                self._fail("port unreachable")
+                return
+            except OSError as exc:
+                self._fail(exc.strerror or str(exc))
+                return
+            if self.done.called:
+                return
+            try:
+                reply = DNSRecord.parse(data)
+            except Exception:  # noqa: BLE001 (garbage from the wire)
+                self.stats["upstream_malformed"] += 1
+                continue
+            if not matches(reply, self.query_id, *self.question):
+                self.stats["upstream_mismatched"] += 1  # a late, stray or spoofed datagram
+                continue
+            self.done.callback(reply)
+            return
+
+    def _fail(self, reason: str) -> None:
         if not self.done.called:
-            self.done.errback(_AttemptFailed("port unreachable", mark_down=True))
+            self.done.errback(_AttemptFailed(reason, mark_down=True))
+
+    def connectionLost(self, reason: Any = None) -> None:  # noqa: N802 (IReadDescriptor)
+        self.close()
+
+    def close(self) -> None:
+        if self._reading:
+            self._reading = False
+            self.reactor.removeReader(self)
+        if self.sock.fileno() != -1:
+            self.sock.close()
 
 
 class _TCPExchange(Protocol):

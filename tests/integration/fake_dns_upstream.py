@@ -12,6 +12,8 @@ can tell a cache hit (count unchanged) from a forwarded query.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import socket
 import threading
 import time
 
@@ -28,6 +30,9 @@ RECORDS = {
     ],
     ("short.example.test.", QTYPE.A): [
         RR("short.example.test.", QTYPE.A, ttl=2, rdata=A("198.51.100.11"))
+    ],
+    ("spoof.example.test.", QTYPE.A): [
+        RR("spoof.example.test.", QTYPE.A, ttl=300, rdata=A("198.51.100.13"))
     ],
     ("nodata.example.test.", QTYPE.A): [
         RR("nodata.example.test.", QTYPE.A, ttl=300, rdata=A("198.51.100.12"))
@@ -70,6 +75,16 @@ class FakeResolver(BaseResolver):
 
 
 class TruncatingHandler(DNSHandler):
+    def handle(self) -> None:
+        if self.server.socket_type == socket.SOCK_DGRAM:
+            data, connection = self.request
+            with contextlib.suppress(Exception):
+                request = DNSRecord.parse(data)
+                if str(request.q.qname).lower() == "spoof.example.test.":
+                    for forged in _forgeries(request):
+                        connection.sendto(forged, self.client_address)
+        super().handle()
+
     def get_reply(self, data: bytes) -> bytes:
         request = DNSRecord.parse(data)
         reply = self.server.resolver.resolve(request, self)
@@ -80,6 +95,18 @@ class TruncatingHandler(DNSHandler):
             if len(wire) > limit:
                 wire = reply.truncate().pack()
         return wire
+
+
+def _forgeries(request: DNSRecord) -> list[bytes]:
+    """What a blind spoofer might land first: a wrong ID, then the right ID for another
+    question (trying to plant poison.example.test), then no question at all."""
+    wrong_id = request.reply()
+    wrong_id.header.id = (request.header.id + 1) & 0xFFFF
+    wrong_id.add_answer(RR(request.q.qname, QTYPE.A, ttl=3600, rdata=A("203.0.113.66")))
+    other = DNSRecord.question("poison.example.test").reply()
+    other.header.id = request.header.id
+    other.add_answer(RR("poison.example.test", QTYPE.A, ttl=3600, rdata=A("203.0.113.66")))
+    return [wrong_id.pack(), other.pack()]
 
 
 def main() -> None:

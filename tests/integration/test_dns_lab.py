@@ -234,6 +234,15 @@ def test_forwarded_name_from_the_fake_internet(dns_lab: DNSLab):
         assert answer.answers == [("www.example.test.", "A", "198.51.100.10")]
 
 
+def test_forged_upstream_answers_are_ignored_and_poison_is_not_cached(dns_lab: DNSLab):
+    # The fake upstream first sends a reply with a wrong ID and a right-ID reply for
+    # poison.example.test, then the real answer.
+    answer = dig(dns_lab.client, "spoof.example.test")
+    assert answer.answers == [("spoof.example.test.", "A", "198.51.100.13")]
+    poison = dig(dns_lab.client, "poison.example.test")
+    assert poison.status == "NXDOMAIN" and poison.answers == []
+
+
 def test_cache_hit_after_miss_does_not_ask_upstream_again(dns_lab: DNSLab):
     name = f"c{os.getpid()}.wild.example.test"
     before = upstream_queries(dns_lab)

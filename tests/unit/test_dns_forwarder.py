@@ -1,0 +1,75 @@
+"""Forwarder decisions that need no socket: upstream choice, hold-down, answer matching."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+
+from dnslib import QTYPE, DNSRecord
+from twisted.internet import task
+
+from netboot.dns.forwarder import (
+    HOLDDOWN_MAX,
+    Forwarder,
+    UpstreamFailure,
+    UpstreamHealth,
+    build_query,
+    choose_upstreams,
+    matches,
+)
+from netboot.dns.settings import Upstream
+
+U1, U2, CORP = (Upstream(IPv4Address(f"192.0.2.{i}")) for i in (1, 2, 10))
+
+
+def test_conditional_forwarders_pick_the_longest_matching_domain():
+    conditional = [("corp.example", (CORP,)), ("lab.corp.example", (U2,))]
+    assert choose_upstreams("www.example.com.", (U1,), conditional) == (U1,)
+    assert choose_upstreams("Host.CORP.example.", (U1,), conditional) == (CORP,)
+    assert choose_upstreams("a.lab.corp.example.", (U1,), conditional) == (U2,)
+    assert choose_upstreams("notcorp.example.", (U1,), conditional) == (U1,)
+
+
+def test_failed_upstream_is_held_down_with_doubling_up_to_a_cap():
+    health = UpstreamHealth()
+    assert health.usable((U1, U2), 0) == [U1, U2]
+    assert health.failed(U1, 0) == 1.0
+    assert health.usable((U1, U2), 0.5) == [U2]
+    assert health.usable((U1, U2), 1.0) == [U1, U2]
+    assert health.failed(U1, 1.0) == 2.0
+    for _ in range(10):
+        holddown = health.failed(U1, 10.0)
+    assert holddown == HOLDDOWN_MAX
+    health.succeeded(U1)
+    assert health.usable((U1,), 10.0) == [U1]
+
+
+def test_answer_must_match_id_and_question():
+    query_id, wire = build_query("www.Example.test.", QTYPE.A, 1, edns=True)
+    reply = DNSRecord.parse(wire).reply()
+    assert matches(reply, query_id, "www.example.test.", QTYPE.A, 1)  # case-insensitive
+    assert not matches(reply, query_id ^ 1, "www.example.test.", QTYPE.A, 1)
+    assert not matches(reply, query_id, "evil.example.test.", QTYPE.A, 1)
+    assert not matches(reply, query_id, "www.example.test.", QTYPE.AAAA, 1)
+    assert not matches(DNSRecord.parse(wire), query_id, "www.example.test.", QTYPE.A, 1)  # QR=0
+
+
+def test_query_ids_are_random():
+    ids = {build_query("a.example.test.", QTYPE.A, 1, edns=False)[0] for _ in range(50)}
+    assert len(ids) > 40
+
+
+def test_all_upstreams_held_down_fails_at_once_without_sending():
+    clock = task.Clock()
+    forwarder = Forwarder(clock, (U1, U2), timeout=1.0)  # task.Clock has no sockets: any send
+    forwarder.health.failed(U1, 0)  # attempt would raise AttributeError
+    forwarder.health.failed(U2, 0)
+    failures = []
+    forwarder.resolve("www.example.test.", QTYPE.A, 1).addErrback(failures.append)
+    assert failures and failures[0].check(UpstreamFailure)
+    assert forwarder.stats["all_down"] == 1
+
+
+def test_no_upstream_configured_fails_at_once():
+    failures = []
+    Forwarder(task.Clock(), ()).resolve("x.test.", QTYPE.A, 1).addErrback(failures.append)
+    assert "no upstream configured" in str(failures[0].value)
