@@ -6,8 +6,10 @@ BUILD  := build
 BOOT   := $(BUILD)/boot
 APT_PACKAGES := qemu-system-x86 ipxe-qemu ipxe ovmf busybox-static cpio kmod xz-utils \
                 isc-dhcp-client dnsutils knot-dnsutils tftp-hpa curl iproute2 python3-venv \
+                chromium \
                 atftp pxelinux syslinux-common \
-                kea-admin dnsmasq-base isc-dhcp-relay udhcpc
+                kea-admin dnsmasq-base isc-dhcp-relay udhcpc \
+                libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev pkg-config
 IPXE_LOADERS := undionly.kpxe snponly.efi ipxe.efi
 
 .PHONY: all demo test lint unit integration e2e deps venv boot clean

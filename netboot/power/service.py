@@ -1,0 +1,130 @@
+"""Power for the appliance: the queue, queued drivers for NodeActions, the poller, and
+what they record in the store.
+
+- ``lookup(power_type)`` is a NodeActions power lookup: drivers from the registry,
+  wrapped so every action goes through the one PowerQueue (per node, per BMC, retried,
+  bounded). Drivers get parameters, not nodes, so the node is found from the BMC the
+  parameters name (an index refreshed by each poll round, with a scan as fallback).
+- Queue events go to the store through its node API (``update_node``): a retry is an
+  event; a failure is an event *and* ``power_state = error`` with the driver's message,
+  so the node shows a clear power error. Success is recorded by NodeActions itself.
+- The poller queries every node every ``interval`` seconds and stores power_state;
+  a change of state, or a query error, is an event.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from twisted.application import service
+from twisted.logger import Logger
+
+from netboot.power import registry
+from netboot.power.base import PowerDriver, PowerState, bmc_key
+from netboot.power.poller import PollTarget, PowerPoller
+from netboot.power.queue import PowerEvent, PowerQueue, QueuedDriver, RetryPolicy
+
+log = Logger(namespace="netboot.power")
+
+ACTOR = "netboot"
+
+
+class PowerService(service.Service):
+    name = "power"
+
+    def __init__(
+        self,
+        store: Any,
+        reactor: Any,
+        clock: Callable[[], float] = time.time,
+        settings: registry.PowerSettings = registry.DEFAULT_SETTINGS,
+        policy: RetryPolicy = RetryPolicy(),  # noqa: B008 (frozen)
+        interval: float = 300.0,
+    ) -> None:
+        self.store = store
+        self.reactor = reactor
+        self.clock = clock
+        self.settings = settings
+        self.queue = PowerQueue(reactor, policy, on_event=self._record_event)
+        self.poller = PowerPoller(
+            reactor, self.queue, self._targets, self._driver, self._record_state, interval
+        )
+        self._nodes_by_bmc: dict[str, str] = {}
+
+    # -- NodeActions' lookup --------------------------------------------------------------
+
+    def _driver(self, power_type: str) -> PowerDriver:
+        return registry.driver_for(power_type, self.reactor, self.settings)
+
+    def lookup(self, power_type: str) -> PowerDriver:
+        """power_type -> queued driver (KeyError for an unknown type)."""
+        driver = self._driver(power_type)
+        return QueuedDriver(driver, self.queue, lambda params: self._node_of(driver, params))
+
+    def _node_of(self, driver: PowerDriver, params: Mapping[str, str]) -> str:
+        key = bmc_key(driver, params)
+        node = self._nodes_by_bmc.get(key)
+        if node is None:
+            self._targets()  # refresh the index
+            node = self._nodes_by_bmc.get(key, key)
+        return node
+
+    # -- poller -------------------------------------------------------------------------
+
+    def _targets(self) -> list[PollTarget]:
+        targets, index = [], {}
+        for node in self.store.nodes():
+            params = self.store.power_parameters(node.system_id)
+            targets.append(PollTarget(node.system_id, node.power_type, params))
+            try:
+                index[bmc_key(self._driver(node.power_type), params)] = node.system_id
+            except KeyError:
+                continue
+        self._nodes_by_bmc = index
+        return targets
+
+    def startService(self) -> None:  # noqa: N802 (twisted API name)
+        super().startService()
+        self.poller.start(now=False)
+
+    def stopService(self):  # noqa: N802 (twisted API name)
+        self.poller.stop()
+        return super().stopService()
+
+    # -- store --------------------------------------------------------------------------
+
+    def _known(self, node: str) -> bool:
+        return self.store.node(node) is not None
+
+    def _record_event(self, event: PowerEvent) -> None:
+        if event.action == "query" or event.kind not in ("retrying", "failed"):
+            return  # queries: the poller records states; successes: NodeActions does
+        if not self._known(event.node):
+            return
+        fields = {"power_state": PowerState.ERROR.value} if event.kind == "failed" else {}
+        self.store.update_node(
+            event.node, fields, self.clock(), ACTOR, f"power-{event.kind}", event.message
+        )
+
+    def _record_state(self, node: str, state: PowerState, message: str) -> None:
+        current = self.store.node(node)
+        if current is None:
+            return
+        changed = current.power_state != state.value
+        if not changed and state is not PowerState.ERROR:
+            return
+        if state is PowerState.ERROR:
+            text = f"power query failed: {message}"
+        else:
+            text = f"power state {current.power_state} -> {state.value}"
+        self.store.update_node(
+            node,
+            {"power_state": state.value},
+            self.clock(),
+            ACTOR,
+            "power-state",
+            text,
+            record_event=changed,
+        )

@@ -1,0 +1,284 @@
+"""Power drivers against real endpoints in front of real libvirt domains, all on loopback:
+the virsh driver straight to a private libvirtd, the ipmi driver through virtualbmc,
+the redfish driver through sushy-tools' emulator. Plus the failures an operator meets:
+wrong password, unreachable BMC, a BMC that never answers -- each a bounded, clear
+PowerError that holds up nothing else, and that marks the node in the store.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from netboot.nodes.actions import NodeActions, PowerActionFailed
+from netboot.power.base import PowerError, PowerState
+from netboot.power.ipmi import IPMIDriver
+from netboot.power.queue import PowerQueue, RetryPolicy
+from netboot.power.redfish import RedfishDriver
+from netboot.power.registry import check
+from netboot.power.service import PowerService
+from netboot.power.virsh import VirshDriver
+from netboot.store.nodes_ext import create_node
+from netboot.store.sqlite import SQLiteStore
+from tests.conftest import require_root
+from tests.integration.power_lab import (
+    LibvirtDaemon,
+    SilentServer,
+    SushyEmulator,
+    ThreadedReactor,
+    VirtualBMC,
+    free_port,
+    wait_until,
+)
+
+USER, PASSWORD = "admin", "p4ssw0rd"
+TIMEOUT = 8.0  # per driver call; generous for a loaded 2-core CI box
+
+
+@pytest.fixture(scope="module")
+def rx() -> Iterator[ThreadedReactor]:
+    r = ThreadedReactor()
+    yield r
+    r.close()
+
+
+@pytest.fixture(scope="module")
+def libvirtd() -> Iterator[LibvirtDaemon]:
+    require_root()
+    daemon = LibvirtDaemon()
+    try:
+        for name in ("nb-virsh", "nb-ipmi", "nb-redfish"):
+            daemon.define(name)
+        yield daemon
+    finally:
+        daemon.close()
+
+
+@pytest.fixture(scope="module")
+def vbmc(libvirtd: LibvirtDaemon) -> Iterator[VirtualBMC]:
+    bmc = VirtualBMC(libvirtd.uri, "nb-ipmi", USER, PASSWORD)
+    yield bmc
+    bmc.close()
+
+
+@pytest.fixture(scope="module")
+def redfish_bmc(libvirtd: LibvirtDaemon, tmp_path_factory) -> Iterator[SushyEmulator]:
+    emulator = SushyEmulator(libvirtd.uri, USER, PASSWORD, tmp_path_factory.mktemp("sushy"))
+    yield emulator
+    emulator.close()
+
+
+def timed(rx: ThreadedReactor, fn, *args, timeout: float = 60.0):
+    """(outcome or exception, seconds)."""
+    start = time.monotonic()
+    try:
+        outcome = rx.call(fn, *args, timeout=timeout)
+    except PowerError as exc:
+        outcome = exc
+    return outcome, time.monotonic() - start
+
+
+def drive_cycle(rx, driver, params, libvirtd: LibvirtDaemon, domain: str) -> None:
+    """off -> query off -> on -> query on (libvirt agrees) -> cycle -> on -> off."""
+    rx.call(driver.off, params)
+    assert rx.call(driver.query, params) is PowerState.OFF
+    assert not libvirtd.is_active(domain)
+    rx.call(driver.on, params)
+    wait_until(lambda: libvirtd.is_active(domain), 30, f"{domain} to run")
+    wait_until(lambda: rx.call(driver.query, params) is PowerState.ON, 30, "query to say on")
+    rx.call(driver.cycle, params)
+    wait_until(lambda: libvirtd.is_active(domain), 30, f"{domain} to run after cycle")
+    rx.call(driver.off, params)
+    wait_until(lambda: not libvirtd.is_active(domain), 30, f"{domain} to stop")
+    assert rx.call(driver.query, params) is PowerState.OFF
+
+
+# -- virsh --------------------------------------------------------------------------------
+
+
+def test_virsh_driver_powers_a_libvirt_domain(rx, libvirtd):
+    driver = VirshDriver(rx.reactor, timeout=30)
+    params = {"power_address": libvirtd.uri, "power_id": "nb-virsh"}
+    drive_cycle(rx, driver, params, libvirtd, "nb-virsh")
+    result = rx.call(check, driver, params)
+    assert result.ok and result.state is PowerState.OFF
+
+
+def test_virsh_by_uuid_and_unknown_domain(rx, libvirtd):
+    driver = VirshDriver(rx.reactor, timeout=30)
+    conn = libvirtd.connect()
+    try:
+        domain_uuid = conn.lookupByName("nb-virsh").UUIDString()
+    finally:
+        conn.close()
+    assert rx.call(driver.query, {"power_address": libvirtd.uri, "power_id": domain_uuid}) in (
+        PowerState.OFF,
+        PowerState.ON,
+    )
+    error, _ = timed(rx, driver.on, {"power_address": libvirtd.uri, "power_id": "no-such-vm"})
+    assert isinstance(error, PowerError) and not error.retryable
+    assert "no domain 'no-such-vm'" in str(error)
+
+
+def test_virsh_unreachable_libvirt_is_a_prompt_clear_error(rx, tmp_path):
+    driver = VirshDriver(rx.reactor, timeout=TIMEOUT)
+    uri = f"qemu+unix:///session?socket={tmp_path}/nothing-here.sock"
+    error, seconds = timed(rx, driver.query, {"power_address": uri, "power_id": "nb-virsh"})
+    assert isinstance(error, PowerError) and "cannot connect to libvirt" in str(error)
+    assert seconds < TIMEOUT + 5
+
+
+# -- ipmi through virtualbmc --------------------------------------------------------------
+
+
+def ipmi_params(address: str, password: str = PASSWORD) -> dict[str, str]:
+    return {"power_address": address, "power_user": USER, "power_pass": password}
+
+
+def test_ipmi_driver_through_virtualbmc_powers_the_domain(rx, libvirtd, vbmc):
+    driver = IPMIDriver(rx.reactor, timeout=30)
+    drive_cycle(rx, driver, ipmi_params(vbmc.address), libvirtd, "nb-ipmi")
+
+
+def test_ipmi_wrong_password_is_refused_clearly_and_not_retried(rx, vbmc):
+    driver = IPMIDriver(rx.reactor, timeout=TIMEOUT)
+    error, seconds = timed(rx, driver.query, ipmi_params(vbmc.address, "wrong-password"))
+    assert isinstance(error, PowerError) and not error.retryable
+    assert f"BMC {vbmc.address} refused the credentials for user 'admin'" in str(error)
+    result = rx.call(check, driver, ipmi_params(vbmc.address, "wrong-password"))
+    assert not result.ok and "refused the credentials" in result.message
+
+
+def test_ipmi_unreachable_bmc_fails_within_the_deadline(rx):
+    driver = IPMIDriver(rx.reactor, timeout=TIMEOUT)
+    closed = f"127.0.0.1:{free_port(socket.SOCK_DGRAM)}"  # nobody listens there
+    error, seconds = timed(rx, driver.on, ipmi_params(closed))
+    assert isinstance(error, PowerError) and error.retryable
+    assert closed in str(error)
+    assert seconds < TIMEOUT + 5
+
+
+def test_redfish_driver_through_sushy_tools_powers_the_domain(rx, libvirtd, redfish_bmc):
+    driver = RedfishDriver(rx.reactor, timeout=30)
+    conn = libvirtd.connect()
+    try:
+        node_id = conn.lookupByName("nb-redfish").UUIDString()
+    finally:
+        conn.close()
+    params = {
+        "power_address": redfish_bmc.url,
+        "power_user": USER,
+        "power_pass": PASSWORD,
+        "node_id": node_id,
+    }
+    drive_cycle(rx, driver, params, libvirtd, "nb-redfish")
+    # Three domains behind one emulator: without node_id the driver says which exist.
+    error, _ = timed(rx, driver.query, {k: v for k, v in params.items() if k != "node_id"})
+    assert isinstance(error, PowerError) and "set node_id" in str(error) and node_id in str(error)
+
+
+def test_redfish_wrong_password_unreachable_and_silent_bmcs(rx, redfish_bmc):
+    driver = RedfishDriver(rx.reactor, timeout=TIMEOUT)
+    base = {"power_user": USER, "power_pass": PASSWORD}
+    error, _ = timed(
+        rx, driver.query, {**base, "power_address": redfish_bmc.url, "power_pass": "nope"}
+    )
+    assert isinstance(error, PowerError) and not error.retryable
+    assert "refused the credentials for user 'admin' (HTTP 401)" in str(error)
+
+    closed = f"http://127.0.0.1:{free_port()}"
+    error, seconds = timed(rx, driver.query, {**base, "power_address": closed})
+    assert isinstance(error, PowerError) and error.retryable and "cannot reach" in str(error)
+    assert seconds < TIMEOUT + 5
+
+    silent = SilentServer(socket.SOCK_STREAM)
+    try:
+        error, seconds = timed(
+            rx, driver.query, {**base, "power_address": f"http://{silent.address}"}
+        )
+    finally:
+        silent.close()
+    assert isinstance(error, PowerError) and error.retryable
+    assert seconds < TIMEOUT + 5
+
+
+# -- a hung BMC holds up nothing else; the node shows the error ---------------------------
+
+
+def test_a_silent_bmc_is_bounded_and_another_nodes_action_proceeds_meanwhile(rx, libvirtd):
+    policy = RetryPolicy(attempts=2, first_delay=0.5, attempt_timeout=TIMEOUT + 2)
+    queue = PowerQueue(rx.reactor, policy)
+    ipmi = IPMIDriver(rx.reactor, timeout=TIMEOUT)
+    virsh = VirshDriver(rx.reactor, timeout=30)
+    silent = SilentServer(socket.SOCK_DGRAM)
+    try:
+        start = time.monotonic()
+        hung = rx.start(queue.submit, "hung-node", ipmi, "on", ipmi_params(silent.address))
+        libvirtd.set_active("nb-virsh", False)
+        rx.call(
+            queue.submit,
+            "vm-node",
+            virsh,
+            "on",
+            {"power_address": libvirtd.uri, "power_id": "nb-virsh"},
+        )
+        other_done = time.monotonic() - start
+        assert hung.empty(), "the hung BMC's action should still be retrying"
+        assert libvirtd.is_active("nb-virsh")
+        outcome = hung.get(timeout=2 * (TIMEOUT + 2) + 10)
+        hung_done = time.monotonic() - start
+    finally:
+        silent.close()
+        libvirtd.set_active("nb-virsh", False)
+    assert outcome.check(PowerError)
+    assert "did not answer" in outcome.getErrorMessage() or "no answer" in outcome.getErrorMessage()
+    assert other_done < hung_done
+    print(f"\nother node done after {other_done:.2f} s; hung BMC failed after {hung_done:.2f} s")
+
+
+def test_failures_mark_the_node_with_a_clear_power_error(rx, vbmc, tmp_path: Path):
+    store = SQLiteStore(tmp_path / "netboot.sqlite3")
+    try:
+        node = create_node(
+            store,
+            macs=("52:54:00:00:08:01",),
+            now=time.time(),
+            actor="test",
+            power_type="ipmi",
+            power_parameters=ipmi_params(vbmc.address, "wrong-password"),
+        )
+        power = PowerService(
+            store,
+            rx.reactor,
+            policy=RetryPolicy(attempts=2, first_delay=0.5, attempt_timeout=TIMEOUT + 2),
+        )
+        actions = NodeActions(store, power.lookup)
+        with pytest.raises(PowerActionFailed) as info:
+            rx.call(actions.power_on, node.system_id, "operator")
+        assert "refused the credentials" in info.value.message
+        stored = store.node(node.system_id)
+        assert stored.power_state == "error"
+        events = [e for e in store.events(node.system_id) if e.kind == "power-failed"]
+        assert len(events) == 1 and "refused the credentials for user 'admin'" in events[0].message
+
+        # Fix the password: the periodic query brings the state back from error.
+        store.update_node(
+            node.system_id,
+            {"power_parameters": ipmi_params(vbmc.address)},
+            time.time(),
+            "test",
+            "power-config",
+            "fixed",
+        )
+        rx.call(power.poller.poll_once)
+        assert store.node(node.system_id).power_state in ("on", "off")
+        assert any(
+            e.kind == "power-state" and e.message.startswith("power state error ->")
+            for e in store.events(node.system_id)
+        )
+    finally:
+        store.close()
