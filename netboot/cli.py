@@ -10,6 +10,7 @@ from netboot.config import Config, ConfigError, load_config
 from netboot.dhcp.leases_cli import add_parser as leases_parser
 from netboot.http.maas.keys import add_parser as apikey_parser
 from netboot.http.maas.keys import run as apikey_command
+from netboot.images.cli import add_parser as images_parser
 
 DEFAULT_CONFIG = Path("/etc/netboot/netboot.toml")
 
@@ -28,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     nodes = sub.add_parser("nodes", help="list the enlisted nodes")
     nodes.add_argument("--json", action="store_true", help="print JSON instead of a table")
     apikey_parser(sub)
+    images_parser(sub)
     leases_parser(sub)
     demo = sub.add_parser("demo", help="boot two QEMU nodes through netboot in a private lab")
     demo.add_argument("--boot-dir", type=Path, default=Path("build/boot"))
@@ -65,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         return leases_command(cfg, args)
     if args.command == "apikey":
         return apikey_command(cfg, args)
+    if args.command in ("images", "sshkey"):
+        from netboot.images.cli import run as images_command
+
+        return images_command(cfg, args)
     from netboot.nodes.table import print_nodes
 
     return print_nodes(cfg, as_json=args.json)

@@ -19,6 +19,7 @@ from pathlib import Path
 from netboot.nodes.inventory import EnlistReport
 from netboot.nodes.lifecycle import NodeStatus
 from netboot.nodes.names import generate_hostname
+from netboot.store.deploy import DeployStoreMixin
 from netboot.store.dns import DNSStoreMixin
 from netboot.store.models import Event, Node
 from netboot.store.nodes_ext import NodeLifecycleStore, node_ext_fields
@@ -32,7 +33,7 @@ class StoreError(RuntimeError):
 _SYSTEM_ID_ALPHABET = string.ascii_lowercase + string.digits
 
 
-class SQLiteStore(NodeLifecycleStore, DNSStoreMixin):
+class SQLiteStore(NodeLifecycleStore, DNSStoreMixin, DeployStoreMixin):
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
