@@ -18,6 +18,7 @@ from typing import Any
 
 import treq
 from twisted.internet import defer, error
+from twisted.python.failure import Failure
 from twisted.web.client import Agent, HTTPConnectionPool, ResponseFailed
 
 from netboot.power import params as check
@@ -93,7 +94,7 @@ class WebhookDriver:
         url = p.get("power_query_uri")
         if not url:
             return PowerState.UNKNOWN
-        _, body = yield self._request(p, b"GET", url, "query")
+        _, body = yield self._request(p, "GET", url, "query")
         text = body.decode("utf-8", "replace")
         if re.search(p.get("power_on_regex", ON_REGEX), text):
             return PowerState.ON
@@ -104,7 +105,7 @@ class WebhookDriver:
     @defer.inlineCallbacks
     def _post(self, params: Mapping[str, str], key: str, what: str):
         p = self._checked(params)
-        yield self._request(p, b"POST", p[key], what)
+        yield self._request(p, "POST", p[key], what)
 
     def _checked(self, params: Mapping[str, str]) -> dict[str, str]:
         try:
@@ -113,7 +114,7 @@ class WebhookDriver:
             raise PowerError(f"webhook parameters: {exc}", retryable=False) from None
 
     @defer.inlineCallbacks
-    def _request(self, p: Mapping[str, str], method: bytes, url: str, what: str):
+    def _request(self, p: Mapping[str, str], method: str, url: str, what: str):
         headers = {b"User-Agent": [b"netboot-power"]}
         if "power_token" in p:
             headers[b"Authorization"] = [b"Bearer " + p["power_token"].encode()]
@@ -122,12 +123,12 @@ class WebhookDriver:
             headers[b"Authorization"] = [b"Basic " + base64.b64encode(pair)]
         pool = HTTPConnectionPool(self.reactor, persistent=False)
         client = treq.client.HTTPClient(Agent(self.reactor, pool=pool))
-        context = f"webhook {what} {method.decode()} {url}"
+        context = f"webhook {what} {method} {url}"
 
         @defer.inlineCallbacks
         def exchange():
             response = yield client.request(
-                method, url, headers=headers, data=b"" if method == b"POST" else None
+                method, url, headers=headers, data=b"" if method == "POST" else None
             )
             chunks: list[bytes] = []
 
@@ -138,12 +139,16 @@ class WebhookDriver:
             yield treq.collect(response, keep)
             return response.code, b"".join(chunks)[:MAX_BODY]
 
+        def timed_out(_result: Any, timeout: float) -> Failure:
+            # The agent turns the cancellation into ResponseFailed: name the real cause.
+            return Failure(PowerError(f"{context}: no answer within {timeout:g} s"))
+
         d = exchange()
-        d.addTimeout(self.timeout, self.reactor)
+        d.addTimeout(self.timeout, self.reactor, onTimeoutCancel=timed_out)
         try:
             code, body = yield d
-        except defer.TimeoutError:
-            raise PowerError(f"{context}: no answer within {self.timeout:g} s") from None
+        except PowerError:
+            raise
         except error.ConnectionRefusedError:
             raise PowerError(f"{context}: connection refused") from None
         except (error.ConnectError, error.DNSLookupError) as exc:
@@ -152,6 +157,8 @@ class WebhookDriver:
             raise PowerError(
                 f"{context}: connection failed ({exc.reasons[0].getErrorMessage()})"
             ) from None
+        except Exception as exc:  # anything else the HTTP stack raises: say what it was
+            raise PowerError(f"{context}: {exc!r}", retryable=False) from None
         if code in (401, 403):
             raise PowerError(f"{context}: refused the credentials (HTTP {code})", retryable=False)
         if code >= 500:
