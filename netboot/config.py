@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from netboot.bootconfig.settings import BootConfig, parse_boot
 from netboot.nodes.settings import LifecycleConfig, parse_lifecycle
-from netboot.power.settings import PowerConfig, parse_power
 
 if TYPE_CHECKING:
     from netboot.dhcp.settings import DHCPConfig
@@ -63,7 +62,6 @@ class Config:
     boot: BootConfig = BootConfig()  # [boot]: loader per firmware (bootconfig/settings.py)
     dns: DNSConfig | None = None  # [dns]: on unless enabled = false (dns/settings.py)
     lifecycle: LifecycleConfig = LifecycleConfig()  # [lifecycle]: nodes/settings.py
-    power: PowerConfig = PowerConfig()  # [power]: power/settings.py
 
     @property
     def database_path(self) -> Path:
@@ -75,8 +73,7 @@ class Config:
 
 
 _TOP_KEYS = {
-    "server_address", "state_dir", "boot_dir", "http", "tftp", "dhcp", "boot", "dns", "lifecycle",
-    "power",
+    "server_address", "state_dir", "boot_dir", "http", "tftp", "dhcp", "boot", "dns", "lifecycle"
 }  # fmt: skip
 
 
@@ -121,7 +118,6 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
         boot=parse_boot(raw.get("boot", {})),
         dns=_dns(raw.get("dns", {}), server_address, dhcp),
         lifecycle=parse_lifecycle(raw.get("lifecycle", {}), base_dir),
-        power=parse_power(raw.get("power", {}), dhcp.interfaces if dhcp else ()),
     )
 
 

@@ -15,6 +15,7 @@ from netboot.config import Config
 from netboot.dhcp.service import DHCPService
 from netboot.dns.build import start_dns
 from netboot.http.site import build_site
+from netboot.nodes.wiring import build_lifecycle
 from netboot.store.sqlite import SQLiteStore
 from netboot.tftp.server import listen_tftp
 
@@ -45,7 +46,9 @@ def make_service(
     cfg: Config, store: SQLiteStore, reactor: Any, clock: Callable[[], float] = time.time
 ) -> service.MultiService:
     top = service.MultiService()
-    site = build_site(store, cfg.boot_dir, cfg.http_base_url, clock)
+    actions, node_timeouts = build_lifecycle(store, reactor, clock, cfg.lifecycle)
+    node_timeouts.setServiceParent(top)
+    site = build_site(store, cfg.boot_dir, cfg.http_base_url, clock, actions=actions)
     http = internet.TCPServer(cfg.http.port, site, interface=str(cfg.http.bind))
     http.setName("http")
     http.setServiceParent(top)

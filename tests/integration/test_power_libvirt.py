@@ -19,9 +19,8 @@ from netboot.power.base import PowerError, PowerState
 from netboot.power.ipmi import IPMIDriver
 from netboot.power.queue import PowerQueue, RetryPolicy
 from netboot.power.redfish import RedfishDriver
-from netboot.power.registry import PowerSettings, check
+from netboot.power.registry import check
 from netboot.power.service import PowerService
-from netboot.power.settings import PowerConfig
 from netboot.power.virsh import VirshDriver
 from netboot.store.nodes_ext import create_node
 from netboot.store.sqlite import SQLiteStore
@@ -255,10 +254,7 @@ def test_failures_mark_the_node_with_a_clear_power_error(rx, vbmc, tmp_path: Pat
         power = PowerService(
             store,
             rx.reactor,
-            config=PowerConfig(
-                drivers=PowerSettings(timeout=TIMEOUT),
-                retry=RetryPolicy(attempts=2, first_delay=0.5, attempt_timeout=TIMEOUT + 2),
-            ),
+            policy=RetryPolicy(attempts=2, first_delay=0.5, attempt_timeout=TIMEOUT + 2),
         )
         actions = NodeActions(store, power.lookup)
         with pytest.raises(PowerActionFailed) as info:
