@@ -19,8 +19,9 @@ from netboot.power.base import PowerError, PowerState
 from netboot.power.ipmi import IPMIDriver
 from netboot.power.queue import PowerQueue, RetryPolicy
 from netboot.power.redfish import RedfishDriver
-from netboot.power.registry import check
+from netboot.power.registry import PowerSettings, check
 from netboot.power.service import PowerService
+from netboot.power.settings import PowerConfig
 from netboot.power.virsh import VirshDriver
 from netboot.store.nodes_ext import create_node
 from netboot.store.sqlite import SQLiteStore
@@ -209,16 +210,18 @@ def test_redfish_wrong_password_unreachable_and_silent_bmcs(rx, redfish_bmc):
 # -- a hung BMC holds up nothing else; the node shows the error ---------------------------
 
 
-def test_a_silent_bmc_is_bounded_and_another_nodes_action_proceeds_meanwhile(rx, libvirtd):
+def test_a_silent_bmc_is_bounded_and_other_nodes_actions_proceed_meanwhile(rx, libvirtd, vbmc):
     policy = RetryPolicy(attempts=2, first_delay=0.5, attempt_timeout=TIMEOUT + 2)
     queue = PowerQueue(rx.reactor, policy)
     ipmi = IPMIDriver(rx.reactor, timeout=TIMEOUT)
     virsh = VirshDriver(rx.reactor, timeout=30)
     silent = SilentServer(socket.SOCK_DGRAM)
     try:
+        libvirtd.set_active("nb-virsh", False)
+        libvirtd.set_active("nb-ipmi", False)
         start = time.monotonic()
         hung = rx.start(queue.submit, "hung-node", ipmi, "on", ipmi_params(silent.address))
-        libvirtd.set_active("nb-virsh", False)
+        # Another node on libvirt, and another node on a working IPMI BMC (same pyghmi).
         rx.call(
             queue.submit,
             "vm-node",
@@ -226,18 +229,25 @@ def test_a_silent_bmc_is_bounded_and_another_nodes_action_proceeds_meanwhile(rx,
             "on",
             {"power_address": libvirtd.uri, "power_id": "nb-virsh"},
         )
-        other_done = time.monotonic() - start
+        virsh_done = time.monotonic() - start
+        rx.call(queue.submit, "bmc-node", ipmi, "on", ipmi_params(vbmc.address))
+        ipmi_done = time.monotonic() - start
         assert hung.empty(), "the hung BMC's action should still be retrying"
         assert libvirtd.is_active("nb-virsh")
+        wait_until(lambda: libvirtd.is_active("nb-ipmi"), 30, "nb-ipmi to run")
         outcome = hung.get(timeout=2 * (TIMEOUT + 2) + 10)
         hung_done = time.monotonic() - start
     finally:
         silent.close()
         libvirtd.set_active("nb-virsh", False)
+        libvirtd.set_active("nb-ipmi", False)
     assert outcome.check(PowerError)
     assert "did not answer" in outcome.getErrorMessage() or "no answer" in outcome.getErrorMessage()
-    assert other_done < hung_done
-    print(f"\nother node done after {other_done:.2f} s; hung BMC failed after {hung_done:.2f} s")
+    assert max(virsh_done, ipmi_done) < hung_done
+    print(
+        f"\nvirsh node on after {virsh_done:.2f} s, ipmi node on after {ipmi_done:.2f} s; "
+        f"silent BMC failed after {hung_done:.2f} s (2 attempts, each bounded by {TIMEOUT:g} s)"
+    )
 
 
 def test_failures_mark_the_node_with_a_clear_power_error(rx, vbmc, tmp_path: Path):
@@ -254,7 +264,10 @@ def test_failures_mark_the_node_with_a_clear_power_error(rx, vbmc, tmp_path: Pat
         power = PowerService(
             store,
             rx.reactor,
-            policy=RetryPolicy(attempts=2, first_delay=0.5, attempt_timeout=TIMEOUT + 2),
+            config=PowerConfig(
+                drivers=PowerSettings(timeout=TIMEOUT),
+                retry=RetryPolicy(attempts=2, first_delay=0.5, attempt_timeout=TIMEOUT + 2),
+            ),
         )
         actions = NodeActions(store, power.lookup)
         with pytest.raises(PowerActionFailed) as info:
