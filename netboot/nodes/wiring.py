@@ -85,8 +85,15 @@ def build_lifecycle(
     reactor: Any,
     clock: Callable[[], float] = time.time,
     settings: LifecycleConfig = LifecycleConfig(),  # noqa: B008 (frozen)
+    power: PowerLookup | None = None,
 ) -> tuple[NodeActions, TimeoutChecker]:
+    """``power``: the appliance's queued lookup (netboot.power.service.PowerService);
+    without it, drivers straight from the registry."""
     actions = NodeActions(
-        store, power_lookup(reactor), clock, settings.timeouts, settings.commissioning_scripts
+        store,
+        power or power_lookup(reactor),
+        clock,
+        settings.timeouts,
+        settings.commissioning_scripts,
     )
     return actions, TimeoutChecker(actions, reactor, settings.check_interval)
