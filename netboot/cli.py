@@ -10,7 +10,9 @@ from netboot.config import Config, ConfigError, load_config
 from netboot.dhcp.leases_cli import add_parser as leases_parser
 from netboot.http.maas.keys import add_parser as apikey_parser
 from netboot.http.maas.keys import run as apikey_command
+from netboot.http.ui.accounts import add_parser as user_parser
 from netboot.images.cli import add_parser as images_parser
+from netboot.nodes.table import add_parser as nodes_parser
 
 DEFAULT_CONFIG = Path("/etc/netboot/netboot.toml")
 
@@ -26,8 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run DHCP, TFTP and HTTP in the foreground")
-    nodes = sub.add_parser("nodes", help="list the enlisted nodes")
-    nodes.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    nodes_parser(sub)
+    user_parser(sub)
     apikey_parser(sub)
     images_parser(sub)
     leases_parser(sub)
@@ -71,9 +73,13 @@ def main(argv: list[str] | None = None) -> int:
         from netboot.images.cli import run as images_command
 
         return images_command(cfg, args)
-    from netboot.nodes.table import print_nodes
+    if args.command == "user":
+        from netboot.http.ui.accounts import run as user_command
 
-    return print_nodes(cfg, as_json=args.json)
+        return user_command(cfg, args)
+    from netboot.nodes.table import run as nodes_command
+
+    return nodes_command(cfg, args)
 
 
 if __name__ == "__main__":

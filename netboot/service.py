@@ -13,8 +13,9 @@ from netboot.bootconfig.scripts import ScriptRenderer
 from netboot.bootconfig.tftpfiles import DynamicBootFiles
 from netboot.config import Config
 from netboot.dhcp.service import DHCPService
-from netboot.dns.build import start_dns
+from netboot.dns.build import DNSListeners, start_dns
 from netboot.http.site import build_site
+from netboot.metrics import Metrics
 from netboot.nodes.wiring import build_lifecycle
 from netboot.store.sqlite import SQLiteStore
 from netboot.tftp.server import listen_tftp
@@ -46,16 +47,24 @@ def make_service(
     cfg: Config, store: SQLiteStore, reactor: Any, clock: Callable[[], float] = time.time
 ) -> service.MultiService:
     top = service.MultiService()
+    metrics = Metrics(store, clock)
     actions, node_timeouts = build_lifecycle(store, reactor, clock, cfg.lifecycle)
     node_timeouts.setServiceParent(top)
-    site = build_site(store, cfg.boot_dir, cfg.http_base_url, clock, actions=actions)
+    site = build_site(
+        store,
+        cfg.boot_dir,
+        cfg.http_base_url,
+        clock,
+        reactor=reactor,
+        metrics=metrics,
+        actions=actions,
+    )
     http = internet.TCPServer(cfg.http.port, site, interface=str(cfg.http.bind))
     http.setName("http")
     http.setServiceParent(top)
 
-    _ListenerService(
-        "tftp",
-        lambda: listen_tftp(
+    def tftp_listen() -> Any:
+        port = listen_tftp(
             reactor,
             cfg.boot_dir,
             str(cfg.tftp.bind),
@@ -64,11 +73,14 @@ def make_service(
             max_blksize=cfg.tftp.max_blksize,
             # pxelinux.cfg/01-<mac>, grub/grub.cfg-<mac> from node state; loader probes.
             open_file=DynamicBootFiles(store.node_by_mac, ScriptRenderer(), cfg.http_base_url),
-        ),
-    ).setServiceParent(top)
+        )
+        metrics.add_tftp("tftp", port.protocol.stats)
+        return port
+
+    _ListenerService("tftp", tftp_listen).setServiceParent(top)
 
     if cfg.dhcp is not None:
-        DHCPService(
+        dhcp = DHCPService(
             cfg.dhcp,
             cfg.database_path,
             cfg.http_base_url,
@@ -76,12 +88,19 @@ def make_service(
             store.node_by_mac,
             clock,
             boot=cfg.boot,
-        ).setServiceParent(top)
+        )
+        metrics.add_dhcp(",".join(cfg.dhcp.interfaces), dhcp.stats)
+        dhcp.setServiceParent(top)
 
     if cfg.dns is not None:
         # Authoritative for the node domain, forwarding the rest (netboot/dns/).
         dns_cfg = cfg.dns
-        _ListenerService(
-            "dns", lambda: start_dns(dns_cfg, cfg.server_address, store, reactor)
-        ).setServiceParent(top)
+
+        def dns_listen() -> DNSListeners:
+            listeners = start_dns(dns_cfg, cfg.server_address, store, reactor)
+            metrics.add_dns("resolver", listeners.resolver.stats)
+            metrics.add_dns("forwarder", listeners.resolver.forwarder.stats)
+            return listeners
+
+        _ListenerService("dns", dns_listen).setServiceParent(top)
     return top

@@ -45,11 +45,15 @@ def listen(reactor: Any, resolver: Resolver, cfg: DNSConfig) -> list[Any]:
 
 
 class DNSListeners:
-    """The UDP and TCP ports of one DNS service (and its workers), stopped together."""
+    """The UDP and TCP ports of one DNS service (and its workers), stopped together;
+    ``resolver`` is the main process's, for its stats (/metrics)."""
 
-    def __init__(self, ports: list[Any], workers: WorkerPool | None = None) -> None:
+    def __init__(
+        self, ports: list[Any], workers: WorkerPool | None = None, resolver: Any = None
+    ) -> None:
         self.ports = ports
         self.workers = workers
+        self.resolver = resolver
 
     def stopListening(self) -> Any:  # noqa: N802 (the name _ListenerService calls)
         if self.workers is not None:
@@ -70,4 +74,4 @@ def start_dns(
             reactor, WorkerSpec(cfg, server_address, Path(store.path)), cfg.workers
         )
         workers.start()
-    return DNSListeners(ports, workers)
+    return DNSListeners(ports, workers, resolver)

@@ -1,4 +1,4 @@
-"""The HTTP tree: boot scripts and files, enlistment, node API."""
+"""The HTTP tree: boot scripts and files, enlistment, node API, web UI, /metrics."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from twisted.web import resource, server
+from twisted.web import resource, server, util
 
 from netboot.bootconfig.scripts import ScriptRenderer
 from netboot.http.boot import IPXEScripts, boot_files
@@ -14,6 +14,8 @@ from netboot.http.enlist import EnlistResource
 from netboot.http.maas import maas_root
 from netboot.http.metadata import MetadataResource
 from netboot.http.nodes import NodesResource
+from netboot.http.ui import build_ui
+from netboot.metrics import Metrics
 from netboot.store.sqlite import SQLiteStore
 
 
@@ -23,7 +25,9 @@ def build_site(
     http_base: str,
     clock: Callable[[], float],
     *,
+    reactor: Any = None,
     actions: Any = None,
+    metrics: Metrics | None = None,
 ) -> server.Site:
     root = resource.Resource()
     boot = resource.Resource()
@@ -34,9 +38,13 @@ def build_site(
     root.putChild(b"api", api)
     api.putChild(b"enlist", EnlistResource(store, clock))
     api.putChild(b"nodes", NodesResource(store))
+    root.putChild(b"ui", build_ui(store, boot_dir, clock, reactor, actions))
     if actions is not None:
         root.putChild(b"MAAS", maas_root(actions))
         root.putChild(b"metadata", MetadataResource(actions))
-    site = server.Site(root)
+    root.putChild(b"", util.Redirect(b"/ui/"))
+    metrics = metrics or Metrics(store, clock)
+    root.putChild(b"metrics", metrics.resource())
+    site = metrics.site(root)
     site.displayTracebacks = False
     return site

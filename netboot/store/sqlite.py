@@ -24,6 +24,7 @@ from netboot.store.dns import DNSStoreMixin
 from netboot.store.models import Event, Node
 from netboot.store.nodes_ext import NodeLifecycleStore, node_ext_fields
 from netboot.store.schema import MIGRATIONS, SCHEMA_VERSION
+from netboot.store.users import UsersMixin
 
 
 class StoreError(RuntimeError):
@@ -33,7 +34,7 @@ class StoreError(RuntimeError):
 _SYSTEM_ID_ALPHABET = string.ascii_lowercase + string.digits
 
 
-class SQLiteStore(NodeLifecycleStore, DNSStoreMixin, DeployStoreMixin):
+class SQLiteStore(NodeLifecycleStore, UsersMixin, DNSStoreMixin, DeployStoreMixin):
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path

@@ -1,0 +1,36 @@
+"""The operator web UI at ``/ui/``: server-rendered jinja2 pages, no JavaScript.
+
+``auth`` (passwords, sessions, CSRF) and ``views`` (what pages show) are pure;
+``pages`` is the twisted.web resource; ``accounts`` is the ``netboot user`` CLI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import defer, threads
+
+from netboot.http.ui.pages import UIResource
+
+
+def build_ui(
+    store: Any,
+    boot_dir: Path,
+    clock: Callable[[], float],
+    reactor: Any,
+    actions: Any = None,
+) -> UIResource:
+    """The /ui/ resource. Password checks and file hashing run in ``reactor``'s thread
+    pool; ``actions`` (a NodeActions) enables the node page's buttons."""
+
+    def run_blocking(fn: Callable[..., Any], *args: Any) -> Any:
+        if reactor is None:  # no reactor given (unit tests): run inline
+            return defer.maybeDeferred(fn, *args)
+        return threads.deferToThreadPool(reactor, reactor.getThreadPool(), fn, *args)
+
+    return UIResource(store, boot_dir, clock, run_blocking, actions=actions)
+
+
+__all__ = ["UIResource", "build_ui"]

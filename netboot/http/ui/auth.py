@@ -1,0 +1,198 @@
+"""Operator authentication for the web UI: password hashes, sessions, CSRF tokens.
+
+Pure: no I/O, no reactor, the clock is injected. The Twisted resources in ``pages.py``
+call these; the unit tests drive them with a fake clock.
+
+- Passwords: ``hashlib.scrypt`` (RFC 7914) with a random 16-byte salt; the parameters
+  are stored with the hash (``scrypt$N$r$p$salt$hash``) so they can be raised later
+  without invalidating existing users.
+- Sessions: a random 256-bit token in an HttpOnly, SameSite=Strict cookie, kept in
+  memory (a restart logs everybody out). Idle and absolute lifetimes bound each one.
+- CSRF: every session (also the anonymous one the login form gets) carries its own
+  random token; every POST must echo it in the ``csrf_token`` form field.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+SCRYPT_N = 2**15
+SCRYPT_R = 8
+SCRYPT_P = 1
+_SCRYPT_MAXMEM = 64 * 1024 * 1024
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 1024
+
+IDLE_SECONDS = 8 * 3600
+ABSOLUTE_SECONDS = 24 * 3600
+MAX_SESSIONS = 10_000
+
+
+class WeakPassword(ValueError):
+    pass
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def check_password_policy(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise WeakPassword(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise WeakPassword(f"password must be at most {MAX_PASSWORD_LENGTH} characters")
+
+
+def hash_password(password: str, salt: bytes | None = None, n: int = SCRYPT_N) -> str:
+    """``scrypt$N$r$p$salt$hash`` for ``password`` (salt random unless given; a lower
+    cost ``n`` only for tests)."""
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    digest = hashlib.scrypt(
+        password.encode("utf-8"),
+        salt=salt,
+        n=n,
+        r=SCRYPT_R,
+        p=SCRYPT_P,
+        maxmem=_SCRYPT_MAXMEM,
+        dklen=32,
+    )
+    return f"scrypt${n}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(digest)}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """True if ``password`` matches ``stored``; a malformed stored hash never matches."""
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        n_i, r_i, p_i = int(n), int(r), int(p)
+        # Bound the work a tampered row could make us do.
+        if not (2 <= n_i <= 2**20 and 1 <= r_i <= 32 and 1 <= p_i <= 16):
+            return False
+        expected = _unb64(digest)
+        got = hashlib.scrypt(
+            password.encode("utf-8"),
+            salt=_unb64(salt),
+            n=n_i,
+            r=r_i,
+            p=p_i,
+            maxmem=256 * 1024 * 1024,
+            dklen=len(expected),
+        )
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(got, expected)
+
+
+# A hash of a random password: verifying against it when the user does not exist costs
+# the same time as a real check, so response times do not reveal which users exist.
+DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+
+
+@dataclass(slots=True)
+class Session:
+    token: str
+    csrf_token: str
+    created: float
+    last_seen: float
+    username: str | None = None
+    flash: list[str] = field(default_factory=list)
+
+    @property
+    def authenticated(self) -> bool:
+        return self.username is not None
+
+    def csrf_ok(self, submitted: str | None) -> bool:
+        return submitted is not None and hmac.compare_digest(
+            submitted.encode("utf-8", "replace"), self.csrf_token.encode("ascii")
+        )
+
+
+class SessionBook:
+    """In-memory sessions keyed by their cookie token, oldest evicted past MAX_SESSIONS."""
+
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        idle_seconds: float = IDLE_SECONDS,
+        absolute_seconds: float = ABSOLUTE_SECONDS,
+        max_sessions: int = MAX_SESSIONS,
+    ) -> None:
+        self.clock = clock
+        self.idle_seconds = idle_seconds
+        self.absolute_seconds = absolute_seconds
+        self.max_sessions = max_sessions
+        self._sessions: OrderedDict[str, Session] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def new(self, username: str | None = None) -> Session:
+        now = self.clock()
+        session = Session(
+            token=secrets.token_urlsafe(32),
+            csrf_token=secrets.token_urlsafe(32),
+            created=now,
+            last_seen=now,
+            username=username,
+        )
+        self._sessions[session.token] = session
+        while len(self._sessions) > self.max_sessions:
+            self._sessions.popitem(last=False)
+        return session
+
+    def get(self, token: str | None) -> Session | None:
+        """The live session for a cookie value, touching its idle timer; None if unknown
+        or expired (an expired one is forgotten)."""
+        if not token:
+            return None
+        session = self._sessions.get(token)
+        if session is None:
+            return None
+        now = self.clock()
+        if (
+            now - session.last_seen > self.idle_seconds
+            or now - session.created > self.absolute_seconds
+        ):
+            del self._sessions[token]
+            return None
+        session.last_seen = now
+        self._sessions.move_to_end(token)
+        return session
+
+    def login(self, old: Session | None, username: str) -> Session:
+        """A fresh session (new cookie and CSRF token) for ``username``: the pre-login
+        token is dropped so a planted cookie cannot ride the login (session fixation)."""
+        if old is not None:
+            self.drop(old)
+        return self.new(username)
+
+    def drop(self, session: Session) -> None:
+        self._sessions.pop(session.token, None)
+
+    def drop_user(self, username: str) -> None:
+        for token in [t for t, s in self._sessions.items() if s.username == username]:
+            del self._sessions[token]
+
+
+def safe_next(target: str | None, default: str = "/ui/") -> str:
+    """Where to go after login: only a local path under /ui/ (no open redirect)."""
+    if (
+        not target
+        or not target.startswith("/ui/")
+        or target.startswith("//")
+        or "\\" in target
+        or any(ord(c) < 0x21 for c in target)
+    ):
+        return default
+    return target

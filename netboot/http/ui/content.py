@@ -1,0 +1,179 @@
+"""The /ui/ content pages: node list, node page and its actions, leases, images, alarms.
+Each handler gets an authenticated session; the gate in ``pages.py`` has run."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from twisted.internet import defer
+from twisted.python.failure import Failure
+from twisted.web.server import Request
+
+from netboot.http.ui.auth import Session
+from netboot.http.ui.base import ALARMS_TABLE, UIBase, arg, log
+from netboot.http.ui.images import list_boot_files
+from netboot.http.ui.views import (
+    ACTION_NAMES,
+    available_actions,
+    disk_rows,
+    event_rows,
+    filter_nodes,
+    lease_rows,
+    parse_status_filter,
+)
+from netboot.nodes.actions import (
+    IllegalTransition,
+    InvalidAction,
+    NodeNotFound,
+    PowerActionFailed,
+)
+from netboot.nodes.lifecycle import NodeStatus
+from netboot.store.leases import LeaseStore
+
+
+class ContentPages(UIBase):
+    # -- pages --------------------------------------------------------------------------
+
+    def _nodes(self, request: Request, session: Session) -> bytes:
+        nodes = self.store.nodes()
+        query = arg(request, "q")
+        filter_error = ""
+        try:
+            status = parse_status_filter(arg(request, "status"))
+        except ValueError as exc:
+            status, filter_error = None, str(exc)
+        counts = Counter(n.status for n in nodes)
+        return self._page(
+            request,
+            session,
+            "nodes.html.j2",
+            section="/ui/",
+            nodes=filter_nodes(nodes, query, status),
+            total=len(nodes),
+            query=query,
+            selected_status=status,
+            statuses=list(NodeStatus),
+            counts=counts,
+            filter_error=filter_error,
+        )
+
+    def _node(self, request: Request, session: Session, system_id: str) -> bytes:
+        node = self.store.node(system_id)
+        if node is None:
+            return self._error(request, session, 404, "Not Found", f"no node {system_id!r}")
+        results = [
+            {
+                "name": r.name,
+                "exit_status": r.exit_status,
+                "time": r.time,
+                "output": r.output.decode("utf-8", "replace"),
+            }
+            for r in self.store.script_results(system_id)
+        ]
+        hardware = [
+            (k, v if isinstance(v, str) else json.dumps(v, indent=1, sort_keys=True))
+            for k, v in sorted(node.hardware.items())
+        ]
+        return self._page(
+            request,
+            session,
+            "node.html.j2",
+            section="/ui/",
+            node=node,
+            disks=disk_rows(node),
+            hardware=hardware,
+            events=event_rows(self.store.events(system_id)),
+            results=results,
+            actions=available_actions(node.status) if self.actions is not None else [],
+            distros=[],
+        )
+
+    def _node_action(self, request: Request, session: Session, system_id: str) -> bytes | int:
+        action = arg(request, "action")
+        back = "/ui/nodes/" + quote(system_id, safe="")
+        if self.actions is None:
+            return self._error(request, session, 503, "Unavailable", "node actions are not enabled")
+        if action not in ACTION_NAMES:
+            return self._error(request, session, 400, "Bad Request", f"action: unknown {action!r}")
+        if self.store.node(system_id) is None:
+            return self._error(request, session, 404, "Not Found", f"no node {system_id!r}")
+        user = session.username or ""
+        kwargs: dict[str, Any] = {}
+        if action == "deploy" and arg(request, "distro_series"):
+            kwargs["distro_series"] = arg(request, "distro_series")
+        d = defer.maybeDeferred(getattr(self.actions, action), system_id, user, **kwargs)
+        label = action.replace("_", " ")
+
+        def done(_: object) -> bytes:
+            node = self.store.node(system_id)
+            session.flash.append(f"{label}: done, now {node.status.label}.")
+            log.info(
+                "UI {user} {action} {system_id}", user=user, action=action, system_id=system_id
+            )
+            return self._redirect(request, back)
+
+        def failed(failure: Failure) -> bytes:
+            failure.trap(IllegalTransition, InvalidAction, NodeNotFound, PowerActionFailed)
+            if isinstance(failure.value, IllegalTransition):
+                message = f"{label} refused: the node is {failure.value.current.label}"
+            else:
+                message = f"{label} failed: {failure.getErrorMessage()}"
+            session.flash.append(message)
+            log.warn(
+                "UI {user} {action} {system_id}: {message}",
+                user=user,
+                action=action,
+                system_id=system_id,
+                message=message,
+            )
+            return self._redirect(request, back)
+
+        return self._deferred(request, d.addCallbacks(done, failed))
+
+    def _lease_store(self) -> LeaseStore:
+        # Its own read connection to the store file, as the DHCP service has.
+        if self._lease_reader is None:
+            self._lease_reader = LeaseStore(Path(self.store.path))
+        return self._lease_reader
+
+    def _leases(self, request: Request, session: Session) -> bytes:
+        rows = lease_rows(self._lease_store().query(), self.store.nodes(), self.clock())
+        return self._page(
+            request,
+            session,
+            "leases.html.j2",
+            section="/ui/leases",
+            rows=rows,
+            holding=sum(r.holding for r in rows),
+        )
+
+    def _images(self, request: Request, session: Session) -> int:
+        d = self.run_blocking(list_boot_files, self.boot_dir, self.hashes)
+        d.addCallback(
+            lambda listing: self._page(
+                request,
+                session,
+                "images.html.j2",
+                section="/ui/images",
+                files=listing.files,
+                truncated=listing.truncated,
+                error=listing.error or "",
+                boot_dir=str(self.boot_dir),
+            )
+        )
+        return self._deferred(request, d)
+
+    def _alarms(self, request: Request, session: Session) -> bytes:
+        available = self.store.table_exists(ALARMS_TABLE)
+        return self._page(
+            request,
+            session,
+            "alarms.html.j2",
+            section="/ui/alarms",
+            available=available,
+            alarms=self._lease_store().alarms(limit=500) if available else [],
+        )

@@ -1,0 +1,318 @@
+"""The web UI in headless Chromium (Debian's package), against `netboot serve` in a lab
+namespace. Chromium runs in a second lab namespace (a client host on the lab bridge),
+driven over the DevTools protocol (tests/integration/ui_browser.py), so neither the
+appliance nor the browser can reach anything outside the lab.
+
+Nodes enlist over HTTP (curl) and are moved through their lifecycle with NodeActions on
+the appliance's store file, the same calls the node callbacks make. A screenshot of every
+page is kept under artifacts/ui/ (gitignored) for a human to look at.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from netboot.lab.appliance import LabAppliance
+from netboot.lab.netns import LabHost, LabNetwork
+from netboot.nodes.actions import NodeActions
+from netboot.nodes.lifecycle import NodeStatus
+from netboot.nodes.wiring import power_lookup
+from netboot.store.sqlite import SQLiteStore
+from tests.conftest import REPO, require_root
+from tests.integration.ui_browser import Browser, Page
+
+pytestmark = pytest.mark.netns
+ARTIFACTS = REPO / "artifacts" / "ui"
+PASSWORD = "lab-password-1"
+
+
+@dataclass
+class UILab:
+    lab: LabNetwork
+    app: LabAppliance
+    client: LabHost
+    browser: Browser
+    page: Page  # logged in as admin
+    nodes: dict[str, str]  # role -> system_id
+
+    @property
+    def base(self) -> str:
+        return self.app.http_base
+
+    def store(self) -> SQLiteStore:
+        return SQLiteStore(self.app.state_dir / "netboot.sqlite3")
+
+
+def enlist(client: LabHost, base: str, index: int, vendor: str) -> str:
+    mac, second = f"52:54:00:00:10:{index:02x}", f"52:54:00:00:11:{index:02x}"
+    body = {
+        "boot_mac": mac,
+        "interfaces": [{"name": "ens3", "mac": mac}, {"name": "ens4", "mac": second}],
+        "dmi": {"sys_vendor": vendor, "product_name": "Standard PC (Q35)", "product_serial": "S1"},
+        "cpu": {"count": 2, "model": "QEMU Virtual CPU version 2.5+"},
+        "memory": {"total_mib": 2048},
+        "disks": [{"name": "vda", "size_bytes": 20 << 30, "model": "QEMU HARDDISK", "serial": "D"}],
+    }
+    result = client.run(
+        ["curl", "-sS", "--max-time", "10", "--data-binary", json.dumps(body), f"{base}/api/enlist"]
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["system_id"]
+
+
+def seed_lifecycle(app: LabAppliance, nodes: dict[str, str]) -> None:
+    """ready / deployed / failed nodes, through NodeActions as node callbacks do it."""
+    store = SQLiteStore(app.state_dir / "netboot.sqlite3")
+    try:
+        actions = NodeActions(store, power_lookup(None))
+        for role in ("ready", "deployed", "failed"):
+            actions.commission(nodes[role], "admin")
+        store.add_script_result(nodes["ready"], "00-lscpu", 0, b"Architecture: x86_64\n", 1.0)
+        store.add_script_result(nodes["ready"], "10-lsblk", 0, b"vda 20G QEMU HARDDISK\n", 1.0)
+        actions.commissioning_done(nodes["ready"], "node", True, "commissioned", {"nics": 2})
+        actions.commissioning_done(nodes["deployed"], "node", True, "commissioned")
+        actions.commissioning_done(nodes["failed"], "node", False, "00-lscpu exited 1")
+        actions.deploy(nodes["deployed"], "admin", distro_series="bookworm")
+        actions.deployment_done(nodes["deployed"], "node", True, "installed")
+    finally:
+        store.close()
+
+
+def dhclient_lease(host: LabHost, workdir: Path) -> None:
+    lease_file = workdir / "dhclient.leases"
+    proc = host.popen(
+        ["dhclient", "-d", "-4", "-1", "-lf", str(lease_file), "-pf", str(workdir / "dhc.pid")]
+        + ["-sf", "/bin/true", host.interface],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    try:
+        while not (lease_file.exists() and "fixed-address" in lease_file.read_text()):
+            assert time.monotonic() < deadline, "dhclient got no lease within 60 s"
+            time.sleep(0.2)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def login(page: Page, base: str, password: str = PASSWORD) -> int | None:
+    page.goto(f"{base}/ui/login")
+    page.js(
+        f"document.getElementById('username').value = 'admin';"
+        f"document.getElementById('password').value = {json.dumps(password)};"
+    )
+    return page.submit("document.getElementById('login-form').submit()")
+
+
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UILab]:
+    require_root()
+    work = tmp_path_factory.mktemp("ui")
+    boot = work / "boot"
+    boot.mkdir()
+    (boot / "undionly.kpxe").write_bytes(b"\x00" * 70_000)
+    (boot / "vmlinuz").write_bytes(b"\x01" * 1_000_000)
+    with LabNetwork(prefix="nbui") as lab:
+        app = LabAppliance(lab, work / "appliance", boot).start()
+        try:
+            app.wait_ready(60)
+            created = subprocess.run(
+                [sys.executable, "-m", "netboot.cli", "--config", str(app.config_path)]
+                + ["user", "create", "admin", "--password-stdin"],
+                input=PASSWORD + "\n",
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert created.returncode == 0, created.stderr
+            client = lab.add_host("10.66.0.50/24")
+            nodes = {
+                role: enlist(client, app.http_base, i, vendor)
+                for i, (role, vendor) in enumerate(
+                    [("new", "Acme"), ("ready", "QEMU"), ("deployed", "QEMU"), ("failed", "QEMU")]
+                )
+            }
+            seed_lifecycle(app, nodes)
+            dhclient_lease(lab.add_host(), app.workdir)
+            browser = Browser(client.popen, work / "browser")
+            try:
+                page = browser.page()
+                assert login(page, app.http_base) == 200
+                yield UILab(lab, app, client, browser, page, nodes)
+            finally:
+                browser.close()
+        finally:
+            app.stop()
+
+
+def shot(page: Page, name: str) -> None:
+    page.screenshot(ARTIFACTS / f"{name}.png")
+
+
+def test_not_logged_in_is_redirected_to_the_login_form(ui: UILab):
+    anonymous = ui.browser.page(fresh_context=True)  # no cookies
+    anonymous.goto(f"{ui.base}/ui/nodes/{ui.nodes['new']}")
+    assert anonymous.url == f"{ui.base}/ui/login?next=/ui/nodes/{ui.nodes['new']}"
+    assert anonymous.js("document.getElementById('login-form') !== null")
+    shot(anonymous, "login")
+    # A wrong password stays on the form, says so, and is a 401.
+    assert login(anonymous, ui.base, "not-the-password") == 401
+    assert anonymous.js("document.getElementById('login-error').textContent") == (
+        "Wrong user name or password."
+    )
+
+
+def test_login_then_lands_on_the_page_asked_for(ui: UILab):
+    page = ui.browser.page(fresh_context=True)
+    page.goto(f"{ui.base}/ui/leases")
+    page.js(
+        "document.getElementById('username').value = 'admin';"
+        f"document.getElementById('password').value = {json.dumps(PASSWORD)};"
+    )
+    assert page.submit("document.getElementById('login-form').submit()") == 200
+    assert page.url == f"{ui.base}/ui/leases"
+    # The session cookie is HttpOnly: page scripts cannot read it.
+    assert page.js("document.cookie") == ""
+
+
+def test_node_list_shows_every_node_with_its_status_colour(ui: UILab):
+    ui.page.goto(f"{ui.base}/ui/")
+    classes = ui.page.js(
+        "Object.fromEntries([...document.querySelectorAll('#nodes tbody tr')].map("
+        "r => [r.dataset.systemId, r.querySelector('.status').className]))"
+    )
+    expected = {
+        "new": "tone-new",
+        "ready": "tone-ready",
+        "deployed": "tone-owned",
+        "failed": "tone-failed",
+    }
+    for role, tone in expected.items():
+        assert tone in classes[ui.nodes[role]].split(), (role, classes)
+    # The colours are real CSS, not just class names: ready is green, failed red.
+    colours = ui.page.js(
+        "Object.fromEntries([...document.querySelectorAll('#nodes tbody tr')].map("
+        "r => [r.dataset.status, getComputedStyle(r.querySelector('.status')).backgroundColor]))"
+    )
+    assert colours["ready"] == "rgb(14, 132, 32)"
+    assert colours["failed_commissioning"] == "rgb(199, 22, 43)"
+    assert colours["deployed"] == "rgb(44, 110, 203)"
+    shot(ui.page, "nodes")
+
+
+def test_filter_by_mac_and_by_status(ui: UILab):
+    ui.page.goto(f"{ui.base}/ui/")
+    ui.page.js("document.getElementById('q').value = '52:54:00:00:99:99'")
+    ui.page.submit("document.getElementById('filter-form').submit()")
+    assert ui.page.js("document.querySelectorAll('#nodes tbody tr[data-system-id]').length") == 0
+    # The failed node's second NIC, written the Windows way: found all the same.
+    ui.page.js("document.getElementById('q').value = '52-54-00-00-11-03'")
+    ui.page.submit("document.getElementById('filter-form').submit()")
+    shown = ui.page.js(
+        "[...document.querySelectorAll('#nodes tbody tr[data-system-id]')]"
+        ".map(r => r.dataset.systemId)"
+    )
+    assert shown == [ui.nodes["failed"]]
+    ui.page.js(
+        "document.getElementById('q').value = '';"
+        "document.getElementById('status-filter').value = 'ready'"
+    )
+    ui.page.submit("document.getElementById('filter-form').submit()")
+    shown = ui.page.js(
+        "[...document.querySelectorAll('#nodes tbody tr[data-system-id]')]"
+        ".map(r => r.dataset.systemId)"
+    )
+    assert shown == [ui.nodes["ready"]]
+    assert "status=ready" in ui.page.url
+    shot(ui.page, "nodes-filtered")
+
+
+def test_node_page_shows_inventory_events_and_commissioning_output(ui: UILab):
+    ui.page.goto(f"{ui.base}/ui/nodes/{ui.nodes['ready']}")
+    text = ui.page.js("document.getElementById('inventory').innerText")
+    assert "52:54:00:00:10:01 (boot)" in text and "52:54:00:00:11:01" in text
+    assert "QEMU Virtual CPU version 2.5+" in text and "2.0 GiB" in text
+    assert "vda" in text and "20.0 GiB" in text and "QEMU HARDDISK" in text
+    assert "nics" in text  # the commissioning inventory
+    results = ui.page.js(
+        "[...document.querySelectorAll('#commissioning details summary')].map(s => s.innerText)"
+    )
+    assert [r.split()[0] for r in results] == ["00-lscpu", "10-lsblk"]
+    events = ui.page.js("[...document.querySelectorAll('#events tbody tr')].map(r => r.innerText)")
+    assert any("Commissioning \u2192 Ready" in e for e in events), events
+    assert any("enlisted" in e for e in events), events
+    assert ui.page.js("document.getElementById('power-state').innerText") == "power: unknown"
+    shot(ui.page, "node")
+
+
+def test_action_button_commissions_the_node(ui: UILab):
+    system_id = ui.nodes["new"]
+    ui.page.goto(f"{ui.base}/ui/nodes/{system_id}")
+    status = ui.page.submit("document.getElementById('action-commission').click()")
+    assert status == 200
+    assert ui.page.url == f"{ui.base}/ui/nodes/{system_id}"  # POST, redirect, GET
+    assert ui.page.js("document.getElementById('node-status').innerText") == "Commissioning"
+    assert "commission: done" in ui.page.js("document.querySelector('.flash').innerText")
+    store = ui.store()
+    try:
+        assert store.node(system_id).status is NodeStatus.COMMISSIONING
+        transition = [e for e in store.events(system_id) if e.to_status is not None][-1]
+        assert (transition.actor, transition.to_status) == ("admin", NodeStatus.COMMISSIONING)
+    finally:
+        store.close()
+    shot(ui.page, "node-after-commission")
+
+
+def test_post_without_csrf_token_is_refused(ui: UILab):
+    system_id = ui.nodes["ready"]
+    ui.page.goto(f"{ui.base}/ui/nodes/{system_id}")
+    ui.page.js(
+        "document.querySelectorAll('#actions input[name=csrf_token]').forEach(i => i.remove())"
+    )
+    assert ui.page.submit("document.getElementById('action-deploy').click()") == 403
+    assert "CSRF" in ui.page.js("document.getElementById('error-detail').innerText")
+    shot(ui.page, "csrf-refused")
+    store = ui.store()
+    try:
+        assert store.node(system_id).status is NodeStatus.READY
+    finally:
+        store.close()
+
+
+def test_leases_images_and_alarms_pages(ui: UILab):
+    ui.page.goto(f"{ui.base}/ui/leases")
+    rows = ui.page.js("[...document.querySelectorAll('#leases tbody tr')].map(r => r.innerText)")
+    assert len(rows) == 1 and "10.66.0.100" in rows[0] and "active" in rows[0], rows
+    shot(ui.page, "leases")
+
+    ui.page.goto(f"{ui.base}/ui/images")
+    files = ui.page.js(
+        "[...document.querySelectorAll('#images tbody tr')].map(r => r.cells[0].innerText)"
+    )
+    assert files == ["undionly.kpxe", "vmlinuz"]
+    digest = ui.page.js("document.querySelector('#images tbody tr .hash').innerText")
+    assert digest == hashlib.sha256(b"\x00" * 70_000).hexdigest()
+    shot(ui.page, "images")
+
+    assert ui.page.goto(f"{ui.base}/ui/alarms") == 200
+    assert ui.page.js("document.querySelector('h1').innerText").startswith("Alarms")
+    shot(ui.page, "alarms")
+
+
+def test_logout_ends_the_session(ui: UILab):
+    page = ui.browser.page(fresh_context=True)
+    assert login(page, ui.base) == 200
+    assert page.submit("document.querySelector('form.logout').submit()") == 200
+    assert page.url == f"{ui.base}/ui/login"
+    page.goto(f"{ui.base}/ui/")
+    assert page.url.startswith(f"{ui.base}/ui/login")
