@@ -19,6 +19,7 @@ from netboot.metrics import Metrics
 from netboot.nodes.wiring import build_lifecycle
 from netboot.store.sqlite import SQLiteStore
 from netboot.tftp.server import listen_tftp
+from netboot.tftp.workers import WorkerPool, worker_argv
 
 log = Logger(namespace="netboot.service")
 
@@ -73,11 +74,23 @@ def make_service(
             max_blksize=cfg.tftp.max_blksize,
             # pxelinux.cfg/01-<mac>, grub/grub.cfg-<mac> from node state; loader probes.
             open_file=DynamicBootFiles(store.node_by_mac, ScriptRenderer(), cfg.http_base_url),
+            reuse_port=cfg.tftp.workers > 1,
         )
         metrics.add_tftp("tftp", port.protocol.stats)
         return port
 
     _ListenerService("tftp", tftp_listen).setServiceParent(top)
+    if cfg.tftp.workers > 1:  # extra processes on the same port: more cores for storms
+        argv = worker_argv(
+            cfg.boot_dir,
+            str(cfg.tftp.bind),
+            cfg.tftp.port,
+            max_sessions=cfg.tftp.max_sessions,
+            max_blksize=cfg.tftp.max_blksize,
+            database=cfg.database_path,
+            http_base=cfg.http_base_url,
+        )
+        WorkerPool(argv, cfg.tftp.workers - 1).setServiceParent(top)
 
     if cfg.dhcp is not None:
         dhcp = DHCPService(

@@ -175,6 +175,8 @@ def _decode_error(data: bytes) -> Error:
 
 def decode(data: bytes) -> Packet:
     """Decode one datagram. Raises MalformedPacket; never returns a partial packet."""
+    if len(data) == 4 and data[0] == 0 and data[1] == Opcode.ACK:
+        return Ack((data[2] << 8) | data[3])  # fast path: most datagrams a server sees
     if len(data) < 2:
         raise MalformedPacket("datagram shorter than an opcode", len(data))
     (raw_opcode,) = _U16.unpack_from(data, 0)

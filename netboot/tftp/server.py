@@ -32,6 +32,7 @@ one sendmsg per window).
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -409,18 +410,32 @@ class _Transfer(DatagramProtocol):
 
 
 def listen_tftp(
-    reactor: Any, root: Path, address: str, port: int = 69, **opts: Any
+    reactor: Any, root: Path, address: str, port: int = 69, *, reuse_port: bool = False, **opts: Any
 ) -> IListeningPort:
     """Listen for TFTP requests on address:port; `opts` go to TFTPServerProtocol.
 
+    `reuse_port` binds with SO_REUSEPORT so worker processes (workers.py) can share the
+    port: the kernel spreads requests over them by the client's address and port.
     The protocol is reachable as the returned port's `.protocol` (for its `stats`).
     """
     protocol = TFTPServerProtocol(Path(root), reactor, address, **opts)
-    return reactor.listenUDP(port, protocol, interface=address)
+    if not reuse_port:
+        return reactor.listenUDP(port, protocol, interface=address)
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((address, port))
+        sock.setblocking(False)
+        return reactor.adoptDatagramPort(sock.fileno(), family, protocol)
+    except OSError as exc:
+        raise CannotListenError(address, port, exc) from None
+    finally:
+        sock.close()  # adoptDatagramPort dup()s the descriptor
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Stand-alone server, used by the integration tests: prints 'listening PORT'."""
+    """Stand-alone server (tests, benchmarks): prints 'listening PORT' once bound."""
     parser = argparse.ArgumentParser(prog="python -m netboot.tftp.server")
     parser.add_argument("--root", type=Path, required=True)
     parser.add_argument("--address", required=True)
@@ -429,22 +444,32 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--max-blksize", type=int, default=DEFAULT_MAX_BLKSIZE)
     parser.add_argument("--max-windowsize", type=int, default=DEFAULT_MAX_WINDOWSIZE)
     parser.add_argument("--no-gso", action="store_true", help="one sendmsg per DATA packet")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)"
+    )
     args = parser.parse_args(argv)
+    if args.workers > 1 and args.port == 0:
+        parser.error("--workers needs a fixed --port")
 
     from twisted.internet import reactor
     from twisted.logger import globalLogBeginner, textFileLogObserver
 
+    from netboot.tftp.workers import WorkerPool, worker_argv
+
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
-    port = listen_tftp(
-        reactor,
-        args.root,
-        args.address,
-        args.port,
+    opts = dict(
         max_sessions=args.max_sessions,
         max_blksize=args.max_blksize,
         max_windowsize=args.max_windowsize,
         use_gso=not args.no_gso,
     )
+    port = listen_tftp(
+        reactor, args.root, args.address, args.port, reuse_port=args.workers > 1, **opts
+    )
+    if args.workers > 1:
+        pool = WorkerPool(worker_argv(args.root, args.address, args.port, **opts), args.workers - 1)
+        pool.startService()
+        reactor.addSystemEventTrigger("before", "shutdown", pool.stopService)
     print(f"listening {port.getHost().port}", flush=True)
     reactor.run()
 

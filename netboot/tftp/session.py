@@ -239,6 +239,8 @@ class ReadSession:
 
     def receive(self, packet: Packet) -> Step:
         """Feed one decoded packet that arrived from the client's transfer ID."""
+        if type(packet) is Ack and self.state is State.SENDING:
+            return self._on_ack(packet.block)  # the common case, first
         if self.state is State.NEW:
             raise RuntimeError("receive() before start()")
         if self.state in TERMINAL:
@@ -309,27 +311,35 @@ class ReadSession:
 
     def _send_window(self) -> Step:
         blksize = self.options.blksize
-        first = self._acked + 1
+        acked = self._acked
         count = self.options.windowsize
-        if self._last is not None:
-            count = min(count, self._last - self._acked)
+        if self._last is not None and self._last - acked < count:
+            count = self._last - acked
         try:
             # One read per window; blocks are zero-copy slices of it.
-            chunk = memoryview(self._read((first - 1) * blksize, count * blksize))
+            chunk = self._read(acked * blksize, count * blksize)
         except OSError as exc:
             return self._finish(
                 State.FAILED,
-                f"read error at block {first}: {exc}",
+                f"read error at block {acked + 1}: {exc}",
                 Error(ErrorCode.NOT_DEFINED, "read error"),
             )
-        if len(chunk) > count * blksize:
-            raise RuntimeError(f"reader returned {len(chunk)} > {count * blksize} bytes")
+        size = len(chunk)
+        if size > count * blksize:
+            raise RuntimeError(f"reader returned {size} > {count * blksize} bytes")
+        self.bytes_sent += size
+        if count == 1:  # lock-step (RFC 1350): the common case, without slicing
+            block = acked + 1
+            self._sent_end = block
+            if size < blksize:
+                self._last, self._last_len = block, size
+            return Step((Data(block & 0xFFFF, chunk),), self.state, self.reason)
+        view = memoryview(chunk)
         packets: list[Packet] = []
         for index in range(count):
-            block = first + index
-            payload = chunk[index * blksize : (index + 1) * blksize]
+            block = acked + 1 + index
+            payload = view[index * blksize : (index + 1) * blksize]
             packets.append(Data(block & 0xFFFF, payload))  # type: ignore[arg-type]
-            self.bytes_sent += len(payload)
             self._sent_end = block
             if len(payload) < blksize:
                 self._last, self._last_len = block, len(payload)

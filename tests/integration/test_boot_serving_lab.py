@@ -204,3 +204,34 @@ def test_many_concurrent_http_downloads_while_scripts_still_answer(
     assert downloads.returncode == 0, err
     expected = sha(big.read_bytes())
     assert [sha(p.read_bytes()) for p in sorted(out.iterdir())] == [expected] * 50
+
+
+def test_tftp_worker_processes_share_the_port_and_serve_dynamic_files(
+    lab: LabNetwork, fake_boot_dir: Path, tmp_path: Path
+) -> None:
+    app = LabAppliance(lab, tmp_path / "app", fake_boot_dir)
+    app.config_path.write_text(
+        app.config_path.read_text().replace("[tftp]\n", "[tftp]\nworkers = 2\n")
+    )
+    app.start()
+    try:
+        app.wait_ready()
+        host = lab.add_host("10.66.0.51/24")
+        deadline = time.monotonic() + 30
+        while "worker processes share the port" not in app.log_text():
+            assert time.monotonic() < deadline, app.log_text()
+            time.sleep(0.1)
+        worker_pid = int(app.log_text().split("share the port: ")[1].split()[0])
+        time.sleep(2)  # the worker binds after its interpreter starts
+        # Each curl uses a new source port: the kernel spreads them over both processes.
+        for _ in range(16):
+            result = curl(host, f"tftp://{SERVER}/pxelinux.cfg/01-52-54-00-aa-bb-02")
+            assert result.returncode == 0 and b"enlist.initrd" in result.stdout, result
+        served = app.log_text().count("pxelinux config enlist for 52:54:00:aa:bb:02")
+        assert served == 16  # the worker logs to the same stream
+    finally:
+        app.stop()
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{worker_pid}").exists():
+        assert time.monotonic() < deadline, "TFTP worker outlived netboot serve"
+        time.sleep(0.1)
