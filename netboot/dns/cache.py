@@ -1,16 +1,18 @@
 """The forwarder's answer cache: TTL-honouring, negative caching (RFC 2308), bounded.
 
-Two layers:
+Answers are kept as wire bytes, never as parsed objects:
 
-- ``Cache``: question (name lowercased, type, class) -> the upstream's answer sections,
-  kept for the smallest TTL in them (positive) or for min(SOA TTL, SOA MINIMUM)
-  (negative: NXDOMAIN and NODATA, RFC 2308 section 5). Negative answers without an SOA,
-  truncated answers, SERVFAIL and TTL 0 are not cached. Least recently used entries go
-  first when ``max_entries`` is reached.
-- ``WireIndex``: the hot path. Exact query bytes after the 2-byte ID -> the reply bytes
-  after the ID, so a repeated query is answered by splicing its ID onto stored bytes,
-  without a parse. The stored reply is re-aged once per second by rewriting its TTL
-  fields in place (``wire.reaged``), and dropped when the answer expires.
+- ``Cache``: question key (name lowercased + type + class, as on the wire) -> a
+  ``CachedAnswer``: the upstream's records after its question, its OPT record removed,
+  and where each TTL sits. It lives for the smallest TTL in it (positive answers) or
+  for min(SOA TTL, SOA MINIMUM) (negative: NXDOMAIN and NODATA, RFC 2308 section 5).
+  Negative answers without an SOA, truncated answers, other rcodes and TTL 0 are not
+  kept. Least recently used entries go first when ``max_entries`` is reached.
+  ``render`` makes the reply for one client by splicing: its ID and question (its own
+  letter case), our flags, the records re-aged, our OPT if it used EDNS (~3 us).
+- ``WireIndex``: the UDP hot path. Exact query bytes after the 2-byte ID -> the reply
+  bytes after the ID, so a repeated query is answered by splicing the ID onto stored
+  bytes without even decoding the query. Re-aged once per second, dropped on expiry.
 
 Pure: every method takes ``now``; no clock, no sockets.
 """
@@ -18,15 +20,24 @@ Pure: every method takes ``now``; no clock, no sockets.
 from __future__ import annotations
 
 import math
+import struct
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from dnslib import QTYPE, RCODE, RR, DNSRecord
+from netboot.dns.wire import (
+    HEADER_LEN,
+    OPT_RECORD,
+    QR,
+    RA,
+    RD,
+    Layout,
+    WireError,
+    reaged,
+    truncate,
+    ttl_offsets,
+)
 
-from netboot.dns.wire import TYPE_OPT, WireError, reaged, ttl_offsets
-
-CacheKey = tuple[str, int, int]
-
+NOERROR, NXDOMAIN = 0, 3
 # RFC 2181 8 allows up to 2^31-1; RFC 2308 5 suggests capping negative TTLs at 1-3 h.
 MAX_TTL = 86400
 MAX_NEGATIVE_TTL = 3600
@@ -35,50 +46,60 @@ MAX_NEGATIVE_TTL = 3600
 @dataclass(frozen=True, slots=True)
 class CachedAnswer:
     rcode: int
-    answer: tuple[RR, ...]
-    authority: tuple[RR, ...]
-    additional: tuple[RR, ...]
+    records: bytes  # answer + authority + additional sections, OPT removed
+    counts: tuple[int, int, int]  # answer, authority, additional (OPT not counted)
+    qlen: int  # length of the question the records' compression offsets assume
+    ttls: tuple[tuple[int, int], ...]  # (offset in records, ttl as stored)
     stored: float
     expires: float
 
-    def age(self, now: float) -> int:
-        return max(0, math.floor(now - self.stored))
-
-    def aged(self, now: float) -> tuple[list[RR], list[RR], list[RR]]:
-        """Copies of the sections with TTLs lowered by the time spent in the cache."""
-        age = self.age(now)
-        return (
-            [_aged_rr(rr, age) for rr in self.answer],
-            [_aged_rr(rr, age) for rr in self.authority],
-            [_aged_rr(rr, age) for rr in self.additional],
-        )
+    def render(self, query: bytes, qend: int, edns: bool, limit: int, now: float) -> bytes:
+        """The reply to ``query`` (plain, question ending at ``qend``) from this answer."""
+        age = math.floor(now - self.stored) if now > self.stored else 0
+        records = reaged(self.records, self.ttls, age) if age else self.records
+        flags = QR | RA | (int.from_bytes(query[2:4], "big") & RD) | self.rcode
+        an, ns, ar = self.counts
+        header = query[:2] + struct.pack(">HHHHH", flags, 1, an, ns, ar + edns)
+        reply = header + query[HEADER_LEN:qend] + records + (OPT_RECORD if edns else b"")
+        return truncate(reply) if len(reply) > limit else reply
 
 
-def _aged_rr(rr: RR, age: int) -> RR:
-    return RR(rr.rname, rr.rtype, rr.rclass, max(0, rr.ttl - age), rr.rdata)
-
-
-def cache_key(qname: object, qtype: int, qclass: int) -> CacheKey:
-    return (str(qname).lower().rstrip(".") + ".", qtype, qclass)
-
-
-def cache_ttl(response: DNSRecord) -> int | None:
-    """How long ``response`` may be cached, or None when it must not be."""
-    if response.header.tc:
+def cache_ttl(lay: Layout) -> int | None:
+    """How long a reply with this layout may be cached, or None when it must not be."""
+    if lay.tc:
         return None
-    rcode = response.header.rcode
-    records = [*response.rr, *response.auth, *(r for r in response.ar if r.rtype != TYPE_OPT)]
-    if rcode == RCODE.NOERROR and response.rr:
-        ttl = min(min(r.ttl for r in records), MAX_TTL)
-    elif rcode in (RCODE.NOERROR, RCODE.NXDOMAIN):
+    if lay.rcode == NOERROR and lay.counts[0]:
+        ttl = min(min(t for _, t in lay.ttls), MAX_TTL)
+    elif lay.rcode in (NOERROR, NXDOMAIN):
         # RFC 2308 5: the negative TTL is min(SOA TTL, SOA MINIMUM); no SOA -> no caching.
-        soas = [r for r in response.auth if r.rtype == QTYPE.SOA]
-        if not soas:
+        if lay.soa_negative_ttl is None:
             return None
-        ttl = min(soas[0].ttl, soas[0].rdata.times[-1], MAX_NEGATIVE_TTL)
+        ttl = min(lay.soa_negative_ttl, MAX_NEGATIVE_TTL)
     else:
         return None
     return ttl if ttl > 0 else None
+
+
+def answer_from(reply: bytes, lay: Layout, now: float) -> CachedAnswer | None:
+    """The reply's records as a CachedAnswer (expiring at once if uncacheable), or None
+    when its OPT record is not last (removing it would break compression offsets)."""
+    end = len(reply)
+    counts = lay.counts
+    if lay.opt is not None:
+        if lay.opt[1] != end:
+            return None
+        end = lay.opt[0]
+        counts = (counts[0], counts[1], counts[2] - 1)
+    ttl = cache_ttl(lay)
+    return CachedAnswer(
+        rcode=lay.rcode,
+        records=reply[lay.qend : end],
+        counts=counts,
+        qlen=lay.qend - HEADER_LEN,
+        ttls=tuple((offset - lay.qend, t) for offset, t in lay.ttls),
+        stored=now,
+        expires=now + (ttl or 0),
+    )
 
 
 class Cache:
@@ -86,7 +107,7 @@ class Cache:
         if max_entries < 1:
             raise ValueError("max_entries must be at least 1")
         self.max_entries = max_entries
-        self._entries: OrderedDict[CacheKey, CachedAnswer] = OrderedDict()
+        self._entries: OrderedDict[bytes, CachedAnswer] = OrderedDict()
         self.hits = 0
         self.misses = 0
         self.evictions = 0
@@ -94,7 +115,7 @@ class Cache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, key: CacheKey, now: float) -> CachedAnswer | None:
+    def get(self, key: bytes, now: float) -> CachedAnswer | None:
         entry = self._entries.get(key)
         if entry is None:
             self.misses += 1
@@ -107,25 +128,16 @@ class Cache:
         self.hits += 1
         return entry
 
-    def put(self, key: CacheKey, response: DNSRecord, now: float) -> CachedAnswer | None:
-        """Store ``response`` if it may be cached; return the entry (or None)."""
-        ttl = cache_ttl(response)
-        if ttl is None:
-            return None
-        entry = CachedAnswer(
-            rcode=response.header.rcode,
-            answer=tuple(response.rr),
-            authority=tuple(response.auth),
-            additional=tuple(r for r in response.ar if r.rtype != TYPE_OPT),
-            stored=now,
-            expires=now + ttl,
-        )
+    def put(self, key: bytes, entry: CachedAnswer) -> bool:
+        """Keep ``entry`` unless it is already expired (uncacheable). True if kept."""
+        if entry.expires <= entry.stored:
+            return False
         self._entries[key] = entry
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
             self.evictions += 1
-        return entry
+        return True
 
 
 class WireIndex:
@@ -144,25 +156,18 @@ class WireIndex:
         return len(self.entries)
 
     def add(self, query: bytes, reply: bytes, stored: float, expires: float, now: float) -> None:
+        query, reply = bytes(query), bytes(reply)
         try:
             offsets = [(off - 2, ttl) for off, ttl in ttl_offsets(reply)]
         except WireError:
             return
-        query, reply = bytes(query), bytes(reply)
         built_age = max(0, math.floor(now - stored))
         valid_until = min(expires, stored + built_age + 1)
         entries = self.entries
         if len(entries) >= self.max_entries and query[2:] not in entries:
             del entries[next(iter(entries))]  # oldest insertion first
-        entries[query[2:]] = [
-            valid_until,
-            reply[2:],
-            reply[2:],
-            offsets,
-            stored,
-            built_age,
-            expires,
-        ]
+        tail = reply[2:]
+        entries[query[2:]] = [valid_until, tail, tail, offsets, stored, built_age, expires]
 
     def refresh(self, key: bytes, now: float) -> bytes | None:
         """The re-aged reply tail for ``key``, or None (and forget it) once expired."""

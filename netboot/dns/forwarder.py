@@ -23,19 +23,19 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from dnslib import EDNS0, RCODE, DNSError, DNSHeader, DNSQuestion, DNSRecord
 from twisted.internet import defer
 from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.logger import Logger
 
 from netboot.dns.settings import Upstream
-from netboot.dns.wire import EDNS_UDP_SIZE
+from netboot.dns.wire import RCODE_MASK, TC, build_query, question_matches
 
 log = Logger(namespace="netboot.dns")
 
 HOLDDOWN_MIN = 1.0
 HOLDDOWN_MAX = 30.0
-_RETRY_NEXT = (RCODE.SERVFAIL, RCODE.REFUSED, RCODE.NOTIMP)
+FORMERR = 1
+_RETRY_NEXT = (2, 4, 5)  # SERVFAIL, NOTIMP, REFUSED: try the next upstream
 _rng = random.SystemRandom()
 
 
@@ -86,24 +86,8 @@ def choose_upstreams(
     return best[1] if best else default
 
 
-def matches(reply: DNSRecord, query_id: int, qname: str, qtype: int, qclass: int) -> bool:
-    """Is ``reply`` the answer to our question (RFC 5452 section 9.1)?"""
-    if reply.header.id != query_id or not reply.header.qr:
-        return False
-    if reply.header.tc and not reply.questions:
-        return True  # some servers truncate to the bare header; only used to pick TCP
-    if len(reply.questions) != 1:
-        return False
-    q = reply.questions[0]
-    return str(q.qname).lower() == qname.lower() and q.qtype == qtype and q.qclass == qclass
-
-
-def build_query(qname: str, qtype: int, qclass: int, edns: bool) -> tuple[int, bytes]:
-    query_id = _rng.getrandbits(16)
-    record = DNSRecord(DNSHeader(id=query_id, rd=1), q=DNSQuestion(qname, qtype, qclass))
-    if edns:
-        record.add_ar(EDNS0(udp_len=EDNS_UDP_SIZE))
-    return query_id, record.pack()
+def new_query_id() -> int:
+    return _rng.getrandbits(16)
 
 
 class Forwarder:
@@ -122,8 +106,9 @@ class Forwarder:
         self.stats: Counter[str] = Counter()
 
     @defer.inlineCallbacks
-    def resolve(self, qname: str, qtype: int, qclass: int):
-        """The upstream's answer (a DNSRecord) to the question, or UpstreamFailure."""
+    def resolve(self, qname: str, question: bytes):
+        """The upstream's reply (bytes) to ``question`` (name + type + class as on the
+        wire; ``qname`` is its text, for conditional forwarders), or UpstreamFailure."""
         group = choose_upstreams(qname, self.upstreams, self.conditional)
         candidates = self.health.usable(group, self.reactor.seconds())
         if not candidates:
@@ -134,7 +119,7 @@ class Forwarder:
         last = "no answer"
         for upstream in candidates:
             try:
-                reply = yield self._ask(upstream, qname, qtype, qclass)
+                reply = yield self._ask(upstream, question)
             except _AttemptFailed as exc:
                 last = f"{upstream}: {exc}"
                 self.stats["upstream_failures"] += 1
@@ -152,23 +137,27 @@ class Forwarder:
         raise UpstreamFailure(last)
 
     @defer.inlineCallbacks
-    def _ask(self, upstream: Upstream, qname: str, qtype: int, qclass: int):
+    def _ask(self, upstream: Upstream, question: bytes):
         edns = True
         while True:
-            query_id, wire = build_query(qname, qtype, qclass, edns)
-            reply = yield self._udp(upstream, wire, query_id, qname, qtype, qclass)
-            if reply.header.tc:
+            query_id = new_query_id()
+            reply = yield self._udp(
+                upstream, build_query(query_id, question, edns), query_id, question
+            )
+            if reply[2] & (TC >> 8):
                 self.stats["tcp_retries"] += 1
-                query_id, wire = build_query(qname, qtype, qclass, edns)
-                reply = yield self._tcp(upstream, wire, query_id, qname, qtype, qclass)
-            if reply.header.rcode == RCODE.FORMERR and edns:
+                query_id = new_query_id()
+                wire = build_query(query_id, question, edns)
+                reply = yield self._tcp(upstream, wire, query_id, question)
+            rcode = reply[3] & RCODE_MASK
+            if rcode == FORMERR and edns:
                 edns = False  # an old server that does not know EDNS0: ask plainly
                 continue
-            if reply.header.rcode in _RETRY_NEXT:
-                raise _AttemptFailed(f"answered {RCODE.get(reply.header.rcode)}", mark_down=False)
+            if rcode in _RETRY_NEXT:
+                raise _AttemptFailed(f"answered rcode {rcode}", mark_down=False)
             return reply
 
-    def _udp(self, upstream: Upstream, wire: bytes, query_id: int, *question: Any):
+    def _udp(self, upstream: Upstream, wire: bytes, query_id: int, question: bytes):
         done: defer.Deferred = defer.Deferred()
         try:
             exchange = _UDPExchange(self.reactor, upstream, done, query_id, question, self.stats)
@@ -181,7 +170,7 @@ class Forwarder:
             return defer.fail(_AttemptFailed(f"send: {exc.strerror}", mark_down=True))
         return self._bounded(done, exchange.close)
 
-    def _tcp(self, upstream: Upstream, wire: bytes, query_id: int, *question: Any):
+    def _tcp(self, upstream: Upstream, wire: bytes, query_id: int, question: bytes):
         done: defer.Deferred = defer.Deferred()
         proto = _TCPExchange(done, wire, query_id, question, self.stats)
         factory = ClientFactory.forProtocol(lambda: proto)
@@ -224,7 +213,7 @@ class _UDPExchange:
         upstream: Upstream,
         done: defer.Deferred,
         query_id: int,
-        question: tuple,
+        question: bytes,
         stats: Counter,
     ) -> None:
         self.reactor = reactor
@@ -266,15 +255,10 @@ class _UDPExchange:
                 return
             if self.done.called:
                 return
-            try:
-                reply = DNSRecord.parse(data)
-            except Exception:  # noqa: BLE001 (garbage from the wire)
-                self.stats["upstream_malformed"] += 1
-                continue
-            if not matches(reply, self.query_id, *self.question):
+            if not question_matches(data, self.query_id, self.question):
                 self.stats["upstream_mismatched"] += 1  # a late, stray or spoofed datagram
                 continue
-            self.done.callback(reply)
+            self.done.callback(data)
             return
 
     def _fail(self, reason: str) -> None:
@@ -296,7 +280,7 @@ class _TCPExchange(Protocol):
     """One query over TCP with the 2-byte length prefix (RFC 1035 4.2.2)."""
 
     def __init__(
-        self, done: defer.Deferred, wire: bytes, query_id: int, question: tuple, stats: Counter
+        self, done: defer.Deferred, wire: bytes, query_id: int, question: bytes, stats: Counter
     ) -> None:
         self.done = done
         self.wire = wire
@@ -315,13 +299,8 @@ class _TCPExchange(Protocol):
             if len(self.buf) < 2 + length:
                 return
             message, self.buf = self.buf[2 : 2 + length], self.buf[2 + length :]
-            try:
-                reply = DNSRecord.parse(message)
-            except (DNSError, ValueError, IndexError, struct.error):
-                self.stats["upstream_malformed"] += 1
-                continue
-            if matches(reply, self.query_id, *self.question):
-                self.done.callback(reply)
+            if question_matches(message, self.query_id, self.question):
+                self.done.callback(message)
                 self.transport.loseConnection()
             else:
                 self.stats["upstream_mismatched"] += 1

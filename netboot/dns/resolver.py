@@ -18,6 +18,7 @@ when its header is readable, else it is dropped; either way it is counted and lo
 
 from __future__ import annotations
 
+import struct
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -27,14 +28,22 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from netboot.dns.acl import RecursionAcl
-from netboot.dns.cache import Cache, CachedAnswer, WireIndex, cache_key
-from netboot.dns.forwarder import Forwarder
+from netboot.dns.cache import Cache, CachedAnswer, WireIndex, answer_from
+from netboot.dns.forwarder import Forwarder, UpstreamFailure
 from netboot.dns.live import LiveZones
 from netboot.dns.wire import (
     CLASSIC_UDP_SIZE,
     EDNS_UDP_SIZE,
+    HEADER_LEN,
+    OPT_RECORD,
+    QR,
+    RA,
+    RD,
     TYPE_OPT,
+    WireError,
     error_reply,
+    layout,
+    plain_query,
     truncate,
 )
 from netboot.dns.zone import apex_for, fqdn
@@ -63,7 +72,7 @@ class Resolver:
         self.forwarder = forwarder
         self.clock = clock
         self.stats: Counter[str] = Counter()
-        self._inflight: dict[tuple, defer.Deferred] = {}
+        self._inflight: dict[bytes, defer.Deferred] = {}
         self._drops_logged_at = 0.0
         self._drops_unlogged = 0
 
@@ -71,6 +80,20 @@ class Resolver:
 
     def handle(self, data: bytes, client: str, tcp: bool) -> bytes | None | defer.Deferred:
         """The reply bytes for ``data`` from ``client``, None to drop, or a Deferred."""
+        q = plain_query(data)
+        if q is not None and q.edns_version == 0:
+            # The common case, on bytes: a plain query for a name outside our zones.
+            name = _name_text(data, q.qend)
+            if (
+                name is not None
+                and apex_for(name, self.zones.apexes) is None
+                and self.acl.allows(client)
+            ):
+                limit = _limit(tcp, q.edns, q.udp_size)
+                return self._recurse(data, q.qend, q.key, name, q.edns, limit, tcp)
+        return self._handle_parsed(data, client, tcp)
+
+    def _handle_parsed(self, data: bytes, client: str, tcp: bool) -> bytes | None | defer.Deferred:
         try:
             query = DNSRecord.parse(data)
         except Exception as exc:  # dnslib raises DNSError, and others on odd garbage
@@ -89,13 +112,10 @@ class Resolver:
             self._malformed(client, "not one question / several OPT", answered=True)
             return error_reply(data, RCODE.FORMERR)
         edns = bool(opts)
-        limit = TCP_LIMIT if tcp else CLASSIC_UDP_SIZE
-        if edns:
-            if (opts[0].ttl >> 16) & 0xFF != 0:
-                self.stats["badvers"] += 1
-                return self._reply(query, BADVERS, [], [], [], aa=False, ra=False, edns=True)
-            if not tcp:
-                limit = min(max(CLASSIC_UDP_SIZE, opts[0].rclass), EDNS_UDP_SIZE)
+        if edns and (opts[0].ttl >> 16) & 0xFF != 0:
+            self.stats["badvers"] += 1
+            return self._reply(query, BADVERS, [], [], [], aa=False, ra=False, edns=True)
+        limit = _limit(tcp, edns, opts[0].rclass if edns else 0)
 
         q = query.questions[0]
         qname = str(q.qname)
@@ -106,14 +126,12 @@ class Resolver:
             return self._reply(
                 query, RCODE.REFUSED, [], [], [], aa=False, ra=False, edns=edns, limit=limit
             )
-        key = cache_key(q.qname, q.qtype, q.qclass)
-        now = self.clock()
-        entry = self.cache.get(key, now)
-        if entry is not None:
-            self.stats["cache_hits"] += 1
-            return self._from_cache(query, data, entry, now, edns, limit, tcp)
-        self.stats["cache_misses"] += 1
-        return self._forward(query, data, key, qname, q.qtype, q.qclass, edns, limit, tcp)
+        # A query the byte path declined (extra records, compression, odd labels): give
+        # it a plain equivalent -- its ID and flags, its question uncompressed.
+        question = bytes(DNSRecord(q=q).pack())[HEADER_LEN:]
+        plain = data[:4] + bytes(8) + question
+        key = question[:-4].lower() + question[-4:]
+        return self._recurse(plain, len(plain), key, fqdn(qname), edns, limit, tcp)
 
     # -- the three sources of answers -----------------------------------------------
 
@@ -132,98 +150,74 @@ class Resolver:
             aa=True, ra=ra, edns=edns, limit=limit,
         )  # fmt: skip
 
-    def _from_cache(
-        self,
-        query: DNSRecord,
-        data: bytes,
-        entry: CachedAnswer,
-        now: float,
-        edns: bool,
-        limit: int,
-        tcp: bool,
-    ) -> bytes:
-        answer, authority, additional = entry.aged(now)
-        reply = self._reply(
-            query, entry.rcode, answer, authority, additional,
-            aa=False, ra=True, edns=edns, limit=limit,
-        )  # fmt: skip
-        if not tcp:
-            self.index.add(data, reply, entry.stored, entry.expires, now)
-        return reply
-
-    def _forward(
-        self,
-        query: DNSRecord,
-        data: bytes,
-        key: tuple,
-        qname: str,
-        qtype: int,
-        qclass: int,
-        edns: bool,
-        limit: int,
-        tcp: bool,
-    ) -> defer.Deferred:
+    def _recurse(
+        self, query: bytes, qend: int, key: bytes, name: str, edns: bool, limit: int, tcp: bool
+    ) -> bytes | defer.Deferred:
+        """From the cache, else from upstream. ``query`` is plain (one question, ending
+        at ``qend``); ``key`` is its cache key; ``name`` its lowercase text."""
+        now = self.clock()
+        entry = self.cache.get(key, now)
+        if entry is not None:
+            self.stats["cache_hits"] += 1
+            return self._render(entry, query, qend, edns, limit, tcp, now)
+        self.stats["cache_misses"] += 1
         shared = self._inflight.get(key)
         if shared is None:
-            shared = self._inflight[key] = self.forwarder.resolve(qname, qtype, qclass)
+            question = query[HEADER_LEN:qend]
+            shared = self._inflight[key] = self.forwarder.resolve(name, question)
             self.stats["forwarded"] += 1
-
-            def settle(result: Any) -> Any:
-                self._inflight.pop(key, None)
-                if isinstance(result, DNSRecord):
-                    self.cache.put(key, result, self.clock())
-                    return result
-                # Every waiter turns a failure into its own SERVFAIL: pass it on as a
-                # value so the chain never ends in an unhandled Failure.
-                return getattr(result, "value", result)
-
-            shared.addBoth(settle)
+            shared.addBoth(self._settle, key)
         else:
-            self.stats["coalesced"] += 1
+            self.stats["coalesced"] += 1  # the same question is already on its way
         mine: defer.Deferred = defer.Deferred()
 
-        def answer(result: Any) -> None:
-            if isinstance(result, DNSRecord):
-                now = self.clock()
-                entry = self.cache.get(key, now)
-                if entry is not None:
-                    mine.callback(self._from_cache(query, data, entry, now, edns, limit, tcp))
-                    return
-                mine.callback(
-                    self._reply(
-                        query,
-                        result.header.rcode,
-                        list(result.rr),
-                        list(result.auth),
-                        [r for r in result.ar if r.rtype != TYPE_OPT],
-                        aa=False,
-                        ra=True,
-                        edns=edns,
-                        limit=limit,
-                    )  # fmt: skip
-                )
-                return
-            self.stats["servfail"] += 1
-            log.info(
-                "SERVFAIL for {qname}: {reason}",
-                qname=qname,
-                reason=str(result),
-            )
-            mine.callback(
-                self._reply(query, RCODE.SERVFAIL, [], [], [], aa=False, ra=True, edns=edns)
-            )
-
-        def answer_safely(result: Any) -> Any:
+        def answer(result: Any) -> Any:
             try:
-                answer(result)
+                if isinstance(result, CachedAnswer):
+                    mine.callback(self._render(result, query, qend, edns, limit, tcp, self.clock()))
+                else:
+                    self.stats["servfail"] += 1
+                    log.info("SERVFAIL for {name}: {reason}", name=name, reason=str(result))
+                    mine.callback(_servfail(query, qend, edns))
             except Exception:  # a bug costs this client its answer, never the others
-                log.failure("building the reply for {qname}", qname=qname)
+                log.failure("building the reply for {name}", name=name)
                 if not mine.called:
                     mine.callback(None)
             return result
 
-        shared.addCallback(answer_safely)
+        shared.addCallback(answer)
         return mine
+
+    def _settle(self, result: Any, key: bytes) -> Any:
+        """The upstream's reply -> a CachedAnswer (cached when allowed), or the failure
+        as a plain value, so every waiter builds its own reply."""
+        self._inflight.pop(key, None)
+        if not isinstance(result, bytes):
+            return getattr(result, "value", result)
+        now = self.clock()
+        entry = _answer(result, now)
+        if entry is None:
+            self.stats["upstream_unusable"] += 1
+            return UpstreamFailure("the upstream's answer could not be decoded")
+        self.cache.put(key, entry)
+        return entry
+
+    def _render(
+        self,
+        entry: CachedAnswer,
+        query: bytes,
+        qend: int,
+        edns: bool,
+        limit: int,
+        tcp: bool,
+        now: float,
+    ) -> bytes:
+        reply = entry.render(query, qend, edns, limit, now)
+        if not tcp and entry.expires > now:
+            self.index.add(query, reply, entry.stored, entry.expires, now)
+        if reply[2] & 0x02:
+            self.stats["truncated"] += 1
+        return reply
 
     # -- building replies --------------------------------------------------------
 
@@ -266,3 +260,52 @@ class Resolver:
             )
             self._drops_logged_at = now
             self._drops_unlogged = 0
+
+
+def _limit(tcp: bool, edns: bool, udp_size: int) -> int:
+    """The largest reply the client takes: 64 KiB on TCP; 512 on UDP, or its EDNS0 size
+    capped at ours (RFC 6891 6.2.5)."""
+    if tcp:
+        return TCP_LIMIT
+    return min(max(CLASSIC_UDP_SIZE, udp_size), EDNS_UDP_SIZE) if edns else CLASSIC_UDP_SIZE
+
+
+_NAME_CHARS = bytes(c for c in range(33, 127) if c != ord("."))
+
+
+def _name_text(msg: bytes, qend: int) -> str | None:
+    """The question name as lowercase text with a trailing dot, or None when a label
+    holds a dot, a space or a byte that is not printable ASCII (the dnslib path then)."""
+    labels = []
+    offset = HEADER_LEN
+    while msg[offset]:
+        label = msg[offset + 1 : offset + 1 + msg[offset]]
+        if label.translate(None, _NAME_CHARS):
+            return None
+        labels.append(label)
+        offset += 1 + msg[offset]
+    return b".".join(labels).decode("ascii").lower() + "." if labels else "."
+
+
+def _answer(reply: bytes, now: float) -> CachedAnswer | None:
+    """An upstream reply as a CachedAnswer; a reply the byte path cannot take as it is
+    (OPT not last, compressed question) is re-packed by dnslib first."""
+    try:
+        entry = answer_from(reply, layout(reply), now)
+        if entry is not None:
+            return entry
+    except WireError:
+        pass
+    try:
+        parsed = DNSRecord.parse(reply)
+        parsed.ar = [r for r in parsed.ar if r.rtype != TYPE_OPT]
+        repacked = bytes(parsed.pack())
+        return answer_from(repacked, layout(repacked), now)
+    except Exception:  # noqa: BLE001 (garbage from upstream: the caller answers SERVFAIL)
+        return None
+
+
+def _servfail(query: bytes, qend: int, edns: bool) -> bytes:
+    flags = QR | RA | (int.from_bytes(query[2:4], "big") & RD) | RCODE.SERVFAIL
+    header = query[:2] + struct.pack(">HHHHH", flags, 1, 0, 0, 1 if edns else 0)
+    return header + query[HEADER_LEN:qend] + (OPT_RECORD if edns else b"")

@@ -317,3 +317,30 @@ def test_malformed_queries_get_formerr_or_are_dropped_and_the_server_keeps_answe
     assert report["formerr"] > 0 and report["dropped"] > 0  # both paths were exercised
     assert dns_lab.app.proc is not None and dns_lab.app.proc.poll() is None
     assert dig(dns_lab.client, "gw.maas.lan").answers == [("gw.maas.lan.", "A", "10.66.0.254")]
+
+
+# -- worker processes -------------------------------------------------------------------
+
+
+def test_worker_processes_share_the_port_and_answer_new_nodes_at_once(
+    lab: LabNetwork, fake_boot_dir: Path, tmp_path: Path
+):
+    app = LabAppliance(lab, tmp_path / "app", fake_boot_dir)
+    text = app.config_path.read_text()
+    app.config_path.write_text(text[: text.index("[dns]")] + "[dns]\nupstreams = []\nworkers = 1\n")
+    app.start()
+    try:
+        app.wait_ready()
+        _wait_for(lambda: "dns worker 0 started" in app.log_text(), "dns worker\n" + app.log_text())
+        pid = int(re.search(r"dns worker 0 started \(pid (\d+)\)", app.log_text()).group(1))
+        sockets = lambda: lab.run(["ss", "-Hlun", "sport = :53"]).stdout.decode().splitlines()  # noqa: E731
+        _wait_for(lambda: len(sockets()) == 2, "the worker's socket on port 53")
+        env = DNSLab(lab, app, lab.add_host("10.66.0.60/24"), lab.add_host("10.66.0.50/24"), None)  # type: ignore[arg-type]
+        node = enlist(env, "52:54:00:d0:00:02", "10.66.0.124")
+        # Each dig uses a new source port, so the kernel spreads them over both processes.
+        for _ in range(12):
+            answer = dig(env.client, f"{node['hostname']}.maas.lan")
+            assert answer.answers == [(f"{node['hostname']}.maas.lan.", "A", "10.66.0.124")]
+    finally:
+        app.stop()
+    _wait_for(lambda: not os.path.exists(f"/proc/{pid}"), "the worker to exit with the appliance")

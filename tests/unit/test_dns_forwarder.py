@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address
 
-from dnslib import QTYPE, DNSRecord
+from dnslib import DNSRecord
 from twisted.internet import task
 
 from netboot.dns.forwarder import (
@@ -12,11 +12,13 @@ from netboot.dns.forwarder import (
     Forwarder,
     UpstreamFailure,
     UpstreamHealth,
-    build_query,
     choose_upstreams,
-    matches,
+    new_query_id,
 )
 from netboot.dns.settings import Upstream
+from netboot.dns.wire import build_query, question_matches
+
+QUESTION = b"\x03www\x07Example\x04test\x00\x00\x01\x00\x01"
 
 U1, U2, CORP = (Upstream(IPv4Address(f"192.0.2.{i}")) for i in (1, 2, 10))
 
@@ -44,18 +46,25 @@ def test_failed_upstream_is_held_down_with_doubling_up_to_a_cap():
 
 
 def test_answer_must_match_id_and_question():
-    query_id, wire = build_query("www.Example.test.", QTYPE.A, 1, edns=True)
+    wire = build_query(0x1234, QUESTION, edns=True)
     reply = DNSRecord.parse(wire).reply()
-    assert matches(reply, query_id, "www.example.test.", QTYPE.A, 1)  # case-insensitive
-    assert not matches(reply, query_id ^ 1, "www.example.test.", QTYPE.A, 1)
-    assert not matches(reply, query_id, "evil.example.test.", QTYPE.A, 1)
-    assert not matches(reply, query_id, "www.example.test.", QTYPE.AAAA, 1)
-    assert not matches(DNSRecord.parse(wire), query_id, "www.example.test.", QTYPE.A, 1)  # QR=0
+    good = bytes(reply.pack())
+    assert question_matches(good, 0x1234, QUESTION.lower())  # names case-insensitive
+    assert not question_matches(good, 0x1235, QUESTION)
+    assert not question_matches(wire, 0x1234, QUESTION)  # QR=0: a query, not an answer
+    other = DNSRecord.question("evil.example.test").reply()
+    other.header.id = 0x1234
+    assert not question_matches(bytes(other.pack()), 0x1234, QUESTION)
+    aaaa = DNSRecord.question("www.example.test", "AAAA").reply()
+    aaaa.header.id = 0x1234
+    assert not question_matches(bytes(aaaa.pack()), 0x1234, QUESTION)
+    bare_tc = bytes.fromhex("12348200000000000000 0000".replace(" ", ""))
+    assert question_matches(bare_tc, 0x1234, QUESTION)  # truncated, no question: use TCP
+    assert not question_matches(good[:20], 0x1234, QUESTION)
 
 
 def test_query_ids_are_random():
-    ids = {build_query("a.example.test.", QTYPE.A, 1, edns=False)[0] for _ in range(50)}
-    assert len(ids) > 40
+    assert len({new_query_id() for _ in range(50)}) > 40
 
 
 def test_all_upstreams_held_down_fails_at_once_without_sending():
@@ -64,12 +73,12 @@ def test_all_upstreams_held_down_fails_at_once_without_sending():
     forwarder.health.failed(U1, 0)  # attempt would raise AttributeError
     forwarder.health.failed(U2, 0)
     failures = []
-    forwarder.resolve("www.example.test.", QTYPE.A, 1).addErrback(failures.append)
+    forwarder.resolve("www.example.test.", QUESTION).addErrback(failures.append)
     assert failures and failures[0].check(UpstreamFailure)
     assert forwarder.stats["all_down"] == 1
 
 
 def test_no_upstream_configured_fails_at_once():
     failures = []
-    Forwarder(task.Clock(), ()).resolve("x.test.", QTYPE.A, 1).addErrback(failures.append)
+    Forwarder(task.Clock(), ()).resolve("x.test.", QUESTION).addErrback(failures.append)
     assert "no upstream configured" in str(failures[0].value)

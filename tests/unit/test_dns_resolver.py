@@ -35,11 +35,11 @@ class FakeStore:
 
 class FakeForwarder:
     def __init__(self) -> None:
-        self.asked: list[tuple[str, int, int]] = []
+        self.asked: list[tuple[str, bytes]] = []
         self.pending: list[defer.Deferred] = []
 
-    def resolve(self, qname: str, qtype: int, qclass: int) -> defer.Deferred:
-        self.asked.append((qname, qtype, qclass))
+    def resolve(self, qname: str, question: bytes) -> defer.Deferred:
+        self.asked.append((qname, question))
         d: defer.Deferred = defer.Deferred()
         self.pending.append(d)
         return d
@@ -82,14 +82,14 @@ def parsed(result) -> DNSRecord:
     return DNSRecord.parse(result)
 
 
-def upstream_reply(name: str, ttl: int = 300, rcode: int = RCODE.NOERROR) -> DNSRecord:
+def upstream_reply(name: str, ttl: int = 300, rcode: int = RCODE.NOERROR) -> bytes:
     r = DNSRecord.question(name).reply()
     r.header.rcode = rcode
     if rcode == RCODE.NOERROR:
         r.add_answer(RR(name, QTYPE.A, ttl=ttl, rdata=A("198.51.100.1")))
     else:
         r.add_auth(RR("example.test", QTYPE.SOA, ttl=300, rdata=SOA("ns.", "h.", (1, 2, 3, 4, 60))))
-    return r
+    return bytes(r.pack())
 
 
 def test_new_enlistment_answers_on_the_next_query(env):
@@ -124,7 +124,9 @@ def test_miss_is_forwarded_once_then_answered_from_cache_with_aged_ttl(env):
     resolver, _, forwarder, clock = env
     first = ask(resolver, "www.example.test")
     second = ask(resolver, "WWW.example.test")  # same question in flight: no second query
-    assert forwarder.asked == [("www.example.test.", QTYPE.A, 1)]
+    assert forwarder.asked == [
+        ("www.example.test.", b"\x03www\x07example\x04test\x00\x00\x01\x00\x01")
+    ]
     forwarder.pending[0].callback(upstream_reply("www.example.test"))
     assert parsed(first).rr[0].ttl == 300
     assert str(parsed(second).q.qname) == "WWW.example.test."  # the client's own spelling
@@ -161,7 +163,7 @@ def test_large_answer_is_truncated_on_udp_but_not_on_tcp(env):
     for i in range(14):  # ~1.5 KB: over 512 and over our 1232
         big.add_answer(RR("big.example.test", QTYPE.TXT, ttl=60, rdata=TXT("x" * 100 + str(i))))
     d = ask(resolver, "big.example.test", "TXT")
-    forwarder.pending[0].callback(big)
+    forwarder.pending[0].callback(bytes(big.pack()))
     udp = parsed(d)
     assert udp.header.tc and udp.rr == []
     edns = parsed(ask(resolver, "big.example.test", "TXT", edns=4096))  # we cap at 1232
