@@ -102,6 +102,13 @@ def test_bios_and_uefi_nodes_pxe_boot_and_enlist(lab: LabNetwork, tmp_path: Path
         assert "tftp: sent snponly.efi to" in log
         assert "HTTPClient" not in log
         assert f"iPXE script enlist for {NODES[0].mac}" in log
+        # DNS: each node's name answers at once with the address DHCP gave it.
+        client = lab.add_host("10.66.0.50/24")
+        for spec in NODES:
+            name = by_mac[spec.mac]["hostname"] + ".maas.lan"
+            leased = re.findall(rf"ACK (10\.66\.0\.\d+) to {spec.mac}", log)[-1]
+            dig = client.run(["dig", "@10.66.0.1", "+short", "+time=5", "+tries=2", name])
+            assert dig.stdout.decode().split() == [leased], (name, leased, dig)
     finally:
         _keep_artifacts(tmp_path, app, nodes)
 
