@@ -9,10 +9,11 @@ APT_PACKAGES := qemu-system-x86 ipxe-qemu ipxe ovmf busybox-static cpio kmod xz-
                 chromium \
                 atftp pxelinux syslinux-common \
                 kea-admin dnsmasq-base isc-dhcp-relay udhcpc \
-                libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev pkg-config
+                libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev pkg-config \
+                mmdebstrap zstd
 IPXE_LOADERS := undionly.kpxe snponly.efi ipxe.efi
 
-.PHONY: all demo test lint unit integration e2e deps venv boot clean
+.PHONY: all demo test lint unit integration e2e deps venv boot images clean
 
 all: test
 
@@ -43,12 +44,25 @@ boot: $(BUILD)/.deps
 	images/commission/build.sh $(BOOT)
 	images/loaders/build.sh $(BOOT)
 
+# Deploy images (docs/images.md): the installer boot image (same kernel as build/boot,
+# its initrd also as build/boot/deploy.initrd) and the Debian 12 rootfs, each rebuilt
+# only when its recipe changes (build/images/deploy/<recipe hash>/).
+images: boot
+	images/installer/build.sh $(BOOT) $(BUILD)/images/installer
+	@cmp -s $(BUILD)/images/installer/deploy.initrd $(BOOT)/deploy.initrd || \
+	  cp $(BUILD)/images/installer/deploy.initrd $(BOOT)/deploy.initrd
+	images/deploy/build.sh $(BUILD)/images/deploy
+	@# The Debian installer's netboot package, for the preseed path (docs/deploy.md).
+	@mkdir -p $(BUILD)/cache/debs && cd $(BUILD)/cache/debs && \
+	  { ls debian-installer-12-netboot-amd64_*.deb >/dev/null 2>&1 || \
+	    apt-get download -q debian-installer-12-netboot-amd64; }
+
 lint: venv
 	$(VENV)/bin/ruff check netboot tests bench
 	$(VENV)/bin/ruff format --check netboot tests bench
 
 # The README's test command: everything, unit + integration (netns) + e2e (QEMU).
-test: venv boot lint
+test: venv boot images lint
 	$(VENV)/bin/pytest tests
 
 unit: venv

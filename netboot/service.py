@@ -15,6 +15,7 @@ from netboot.config import Config
 from netboot.dhcp.service import DHCPService
 from netboot.dns.build import DNSListeners, start_dns
 from netboot.http.site import build_site
+from netboot.images.settings import deploy_settings
 from netboot.metrics import Metrics
 from netboot.nodes.wiring import build_lifecycle
 from netboot.store.sqlite import SQLiteStore
@@ -59,6 +60,7 @@ def make_service(
         reactor=reactor,
         metrics=metrics,
         actions=actions,
+        deploy=deploy_settings(cfg),
     )
     http = internet.TCPServer(cfg.http.port, site, interface=str(cfg.http.bind))
     http.setName("http")

@@ -80,8 +80,10 @@ fi
 mkdir -p "$R"
 cp -a "$TOOLS"/. "$R"/
 rm -rf "$R"/usr/share/{doc,man,info,locale,lintian,bash-completion,gcc,bug} \
-    "$R"/usr/lib/x86_64-linux-gnu/gconv "$R"/var/lib/dpkg "$R"/var/cache "$R"/var/log \
+    "$R"/var/lib/dpkg "$R"/var/cache "$R"/var/log \
     "$R"/etc/apt "$R"/.done "$R"/dev/*
+# iconv: only what mkfs.fat uses for volume labels (codepage 850).
+find "$R/usr/lib/x86_64-linux-gnu/gconv" -type f ! -name 'IBM850.so' ! -name 'gconv-modules*' -delete
 ldconfig -r "$R"
 
 # ---------------------------------------------------------------- 2. busybox + init

@@ -119,7 +119,8 @@ class _NodeDeploy(resource.Resource):
                 return self.config(request, node, actor)
             if route == ("GET", "log") and len(path) == 1:
                 dep = self.p.store.deployment(node.system_id)
-                return _text(request, 200, dep.log.decode("utf-8", "replace") if dep else "")
+                request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+                return dep.log if dep else b""
             if route == ("POST", "phone-home") and len(path) == 2:
                 if not _same(path[1], node.token):
                     return _text(request, 401, "unknown node or bad token")

@@ -10,11 +10,15 @@ from twisted.web import resource, server, util
 
 from netboot.bootconfig.scripts import ScriptRenderer
 from netboot.http.boot import IPXEScripts, boot_files
+from netboot.http.deploy import DeployResource
 from netboot.http.enlist import EnlistResource
+from netboot.http.images import ImageFiles, ImagesAPI
 from netboot.http.maas import maas_root
 from netboot.http.metadata import MetadataResource
 from netboot.http.nodes import NodesResource
 from netboot.http.ui import build_ui
+from netboot.images.cache import ImageCache
+from netboot.images.deploycfg import DeploySettings
 from netboot.metrics import Metrics
 from netboot.store.sqlite import SQLiteStore
 
@@ -28,6 +32,7 @@ def build_site(
     reactor: Any = None,
     actions: Any = None,
     metrics: Metrics | None = None,
+    deploy: DeploySettings | None = None,
 ) -> server.Site:
     root = resource.Resource()
     boot = resource.Resource()
@@ -42,6 +47,11 @@ def build_site(
     if actions is not None:
         root.putChild(b"MAAS", maas_root(actions))
         root.putChild(b"metadata", MetadataResource(actions))
+    if deploy is not None:  # images, the installer's API (netboot/http/deploy.py, images.py)
+        root.putChild(b"images", ImageFiles(ImageCache(deploy.images_dir)))
+        api.putChild(b"images", ImagesAPI(ImageCache(deploy.images_dir)))
+        if actions is not None:
+            api.putChild(b"deploy", DeployResource(actions, deploy, http_base, clock))
     root.putChild(b"", util.Redirect(b"/ui/"))
     metrics = metrics or Metrics(store, clock)
     root.putChild(b"metrics", metrics.resource())

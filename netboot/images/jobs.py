@@ -37,6 +37,7 @@ from netboot.images.sources import (
     debian_manifest,
     debian_package_image,
     fetch,
+    local_deb,
     parse_source,
     read_small,
 )
@@ -219,7 +220,7 @@ def _run(
 ) -> tuple[ImageVersion, bool]:
     staging = cache.root / "partial" / job_id
     staging.mkdir(parents=True, exist_ok=True)
-    if source.startswith("debian:"):
+    if source.startswith("debian:") or source.endswith(".deb"):
         manifest, locate = _debian(source.removeprefix("debian:"), staging, reporter)
         is_url = False
     else:
@@ -283,7 +284,9 @@ def _run(
     marker.unlink()
     note = f"resumed {', '.join(resumed)}" if resumed else ""
     reporter.update(force=True, stage="install", message=note)
-    return cache.install(staging, manifest, make_current=options.make_current), False
+    installed = cache.install(staging, manifest, make_current=options.make_current)
+    shutil.rmtree(staging.parent / f"{staging.name}.deb", ignore_errors=True)  # Debian sources
+    return installed, False
 
 
 def _manifest_from(source: str, options: ImportOptions):
@@ -326,8 +329,13 @@ def _with_size(src, entry: FileEntry) -> FileEntry:
 
 
 def _debian(package: str, staging: Path, reporter: _Reporter):
-    reporter.update(force=True, stage="download", message=f"apt-get download {package}")
+    """``package`` is a package name (apt downloads it) or the path of a .deb."""
     work = staging.parent / f"{staging.name}.deb"
+    if package.endswith(".deb"):
+        reporter.update(force=True, stage="download", message=f"checking {package}")
+        package = local_deb(Path(package).expanduser().resolve(), work)
+    else:
+        reporter.update(force=True, stage="download", message=f"apt-get download {package}")
     files_dir = debian_package_image(package, work)
     deb = next(work.glob("*.deb"))
     version = subprocess.run(

@@ -8,6 +8,7 @@ caller verifies the finished file against the manifest; nothing here trusts the 
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import os
 import re
@@ -164,6 +165,42 @@ DEBIAN_BOOT_PACKAGES = {
         "usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64/initrd.gz",
     ),
 }
+
+
+def local_deb(path: Path, workdir: Path, run=subprocess.run) -> str:
+    """Check a .deb the operator downloaded against apt's index (the SHA256 of that
+    package version in the signed archive metadata) and put it in ``workdir``; return the
+    package name. A version apt does not know cannot be vouched for and is refused."""
+    fields = {}
+    for field in ("Package", "Version"):
+        proc = run(["dpkg-deb", "-f", str(path), field], capture_output=True, text=True, timeout=60)
+        if proc.returncode != 0:
+            raise FetchError(f"{path}: not a Debian package ({proc.stderr.strip()[-200:]})")
+        fields[field] = proc.stdout.strip()
+    package, version = fields["Package"], fields["Version"]
+    proc = run(
+        ["apt-cache", "show", f"{package}={version}"], capture_output=True, text=True, timeout=60
+    )
+    known = {
+        line.split(":", 1)[1].strip()
+        for line in proc.stdout.splitlines()
+        if line.startswith("SHA256:")
+    }
+    if not known:
+        raise FetchError(
+            f"{path}: {package} {version} is not in apt's index, so it cannot be verified "
+            "(apt-get update, or import it with a manifest)"
+        )
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest not in known:
+        raise FetchError(
+            f"{path}: wrong checksum: sha256 {digest}, apt's index says {', '.join(sorted(known))}"
+        )
+    workdir.mkdir(parents=True, exist_ok=True)
+    for old in workdir.glob("*.deb"):
+        old.unlink()
+    shutil.copyfile(path, workdir / path.name)
+    return package
 
 
 def debian_package_image(package: str, workdir: Path, run=subprocess.run) -> Path:

@@ -85,12 +85,14 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    """An appliance on 127.0.0.1 only (free ports, no DHCP, no DNS)."""
+    """An appliance on 127.0.0.1 only: free ports, no DHCP, no DNS."""
     cfg = tmp_path / "netboot.toml"
     cfg.write_text(
         f'server_address = "127.0.0.1"\nstate_dir = "{tmp_path / "state"}"\n'
         f'boot_dir = "{tmp_path}"\n[http]\nport = {free_port()}\n'
         f"[tftp]\nport = {free_port(socket.SOCK_DGRAM)}\n"
+        # No DNS server on the host's loopback (it would forward to real upstreams).
+        "[dns]\nenabled = false\n"
     )
     return cfg
 
