@@ -10,10 +10,11 @@ APT_PACKAGES := qemu-system-x86 ipxe-qemu ipxe ovmf busybox-static cpio kmod xz-
                 atftp pxelinux syslinux-common \
                 kea-admin dnsmasq-base isc-dhcp-relay udhcpc \
                 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev pkg-config \
-                mmdebstrap zstd
+                mmdebstrap zstd syslinux mtools dosfstools fdisk e2fsprogs qemu-utils \
+                vagrant vagrant-libvirt
 IPXE_LOADERS := undionly.kpxe snponly.efi ipxe.efi
 
-.PHONY: all demo test lint unit integration e2e deps venv boot images clean
+.PHONY: all demo test lint unit integration e2e deps venv boot images clean appliance vagrant-box
 
 all: test
 
@@ -67,6 +68,18 @@ test: venv boot images lint
 
 unit: venv
 	$(VENV)/bin/pytest tests/unit
+
+# The admin VM (images/appliance/, docs/appliance.md): Debian 12 qcow2 with netboot
+# installed by packaging/install.sh; cached in build/appliance by input hash.
+appliance: venv boot
+	images/appliance/build.sh $(BUILD)/appliance
+
+# A vagrant-libvirt box of that image, added as netboot/appliance when vagrant exists.
+vagrant-box: appliance
+	images/appliance/make-box.sh $(BUILD)/appliance/netboot-appliance.qcow2 $(BUILD)/netboot-appliance.box
+	@if command -v vagrant >/dev/null; then \
+	  vagrant box add --force --name netboot/appliance $(BUILD)/netboot-appliance.box; \
+	else echo "vagrant is not installed: box left at $(BUILD)/netboot-appliance.box"; fi
 
 demo: venv boot
 	$(PY) -m netboot.cli demo --boot-dir $(BOOT) --workdir $(BUILD)/demo

@@ -12,7 +12,9 @@ from netboot.http.maas.keys import add_parser as apikey_parser
 from netboot.http.maas.keys import run as apikey_command
 from netboot.http.ui.accounts import add_parser as user_parser
 from netboot.images.cli import add_parser as images_parser
+from netboot.init_config import add_parser as init_parser
 from netboot.nodes.table import add_parser as nodes_parser
+from netboot.status import add_parser as status_parser
 
 DEFAULT_CONFIG = Path("/etc/netboot/netboot.toml")
 
@@ -33,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     apikey_parser(sub)
     images_parser(sub)
     leases_parser(sub)
+    init_parser(sub)
+    status_parser(sub)
     demo = sub.add_parser("demo", help="boot two QEMU nodes through netboot in a private lab")
     demo.add_argument("--boot-dir", type=Path, default=Path("build/boot"))
     demo.add_argument("--workdir", type=Path, default=Path("build/demo"))
@@ -56,13 +60,21 @@ def main(argv: list[str] | None = None) -> int:
         from netboot.lab.demo import run_demo
 
         return run_demo(args.boot_dir.resolve(), args.workdir.resolve(), args.timeout)
+    if args.command == "init":  # writes the configuration, so it needs none
+        from netboot.init_config import main as init_main
+
+        return init_main(args, args.config)
+    if args.command == "status":  # reports a broken configuration instead of stopping
+        from netboot.status import run_status
+
+        return run_status(args.config, args.state_dir, as_json=args.json)
     cfg = _config(args.config)
     if cfg is None:
         return 2
     if args.command == "serve":
         from netboot.serve import serve
 
-        return serve(cfg)
+        return serve(cfg, config_path=args.config.resolve())
     if args.command == "leases":
         from netboot.dhcp.leases_cli import run as leases_command
 

@@ -46,10 +46,16 @@ class _ListenerService(service.Service):
 
 
 def make_service(
-    cfg: Config, store: SQLiteStore, reactor: Any, clock: Callable[[], float] = time.time
+    cfg: Config,
+    store: SQLiteStore,
+    reactor: Any,
+    clock: Callable[[], float] = time.time,
+    metrics: Metrics | None = None,
 ) -> service.MultiService:
+    """The whole tree. A reload (netboot/reload.py) builds a second tree with the same
+    ``metrics`` so that restarted listeners replace their entries in the served one."""
     top = service.MultiService()
-    metrics = Metrics(store, clock)
+    metrics = metrics if metrics is not None else Metrics(store, clock)
     actions, node_timeouts = build_lifecycle(store, reactor, clock, cfg.lifecycle)
     node_timeouts.setServiceParent(top)
     site = build_site(
