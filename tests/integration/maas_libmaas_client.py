@@ -87,7 +87,8 @@ def main() -> None:
 
     client = connect(f"{base}/MAAS/", apikey=apikey)
     out["whoami"] = client.users.whoami().username
-    listed = client.machines.list()
+    mine = {small["system_id"], big["system_id"]}  # other tests' nodes may be there too
+    listed = [m for m in client.machines.list() if m.system_id in mine]
     out["listed"] = sorted((m.hostname, m.status.name) for m in listed)
 
     for node, mac, cpus, mem in (
@@ -98,7 +99,9 @@ def main() -> None:
         machine.commission()
         out.setdefault("commissioning", []).append(machine.status.name)
         out.setdefault("reported", []).append(report_commissioned(base, node, mac, cpus, mem))
-    out["after_commissioning"] = sorted(m.status.name for m in client.machines.list())
+    out["after_commissioning"] = sorted(
+        m.status.name for m in client.machines.list() if m.system_id in mine
+    )
 
     try:
         client.machines.allocate(cpus=64)
@@ -106,7 +109,7 @@ def main() -> None:
     except MachineNotFound as exc:
         out["allocate_too_big"] = type(exc).__name__
 
-    machine = client.machines.allocate(cpus=4, memory=4096, agent_name="model-uuid-1")
+    machine = client.machines.allocate(cpus=6, memory=8192, agent_name="model-uuid-1")
     out["allocated"] = {
         "system_id": machine.system_id,
         "status": machine.status.name,

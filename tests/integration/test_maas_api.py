@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from netboot.lab.appliance import LabAppliance
 from netboot.lab.netns import LabNetwork
+from tests.conftest import require_root
 from tests.integration.maas_helpers import MaasCurl
 
 pytestmark = pytest.mark.netns
@@ -84,12 +86,37 @@ def make_ready(host, api: MaasCurl, base: str, mac: str, cpus=2, mem=2048) -> st
     return sid
 
 
+@pytest.fixture(scope="module")
+def lab_appliance(tmp_path_factory):
+    """One lab and one appliance for this module (starting one costs seconds); each test
+    uses its own MACs and looks only at its own nodes."""
+    require_root()
+    workdir = tmp_path_factory.mktemp("maas")
+    boot = workdir / "boot"
+    boot.mkdir()
+    for name in ("undionly.kpxe", "snponly.efi", "vmlinuz", "enlist.initrd"):
+        (boot / name).write_bytes(b"not a real boot file\n")
+    with LabNetwork(prefix="nbmaas") as lab:
+        app = LabAppliance(lab, workdir / "appliance", boot).start()
+        try:
+            app.wait_ready()
+            key = app.netboot("apikey", "create", "--user", "admin")
+            assert key.returncode == 0, key.stderr
+            host = lab.add_host("10.66.0.50/24")
+            yield app, host, key.stdout.strip()
+        finally:
+            app.stop()
+
+
 @pytest.fixture
-def client(lab: LabNetwork, appliance):
-    key = appliance.netboot("apikey", "create", "--user", "admin")
-    assert key.returncode == 0, key.stderr
-    host = lab.add_host("10.66.0.50/24")
-    return host, MaasCurl(host, appliance.http_base, key.stdout.strip()), key.stdout.strip()
+def appliance(lab_appliance):
+    return lab_appliance[0]
+
+
+@pytest.fixture
+def client(lab_appliance):
+    app, host, key = lab_appliance
+    return host, MaasCurl(host, app.http_base, key), key
 
 
 def test_python_libmaas_logs_in_lists_allocates_deploys_and_releases(appliance, client):
@@ -99,10 +126,11 @@ def test_python_libmaas_logs_in_lists_allocates_deploys_and_releases(appliance, 
     out = json.loads(result.stdout)
     assert out["whoami"] == "admin"
     assert [status for _, status in out["listed"]] == ["DEFAULT", "DEFAULT"]  # NEW == 0
+    assert len(out["listed"]) == 2
     assert out["commissioning"] == ["COMMISSIONING", "COMMISSIONING"]
     assert out["after_commissioning"] == ["READY", "READY"]
     assert out["allocate_too_big"] == "MachineNotFound"  # 409 -> libmaas's exception
-    # cpus=4 excludes the 2-CPU node: the 8-CPU one is allocated, to the key's user.
+    # cpus=6, 8 GiB: only the 8-CPU node qualifies; it is allocated to the key's user.
     assert out["allocated"] == {
         "system_id": out["big_system_id"],
         "status": "ALLOCATED",
@@ -216,9 +244,11 @@ def test_machine_json_has_every_field_gomaasapi_requires(appliance, client):
     host, api, _ = client
     base = appliance.http_base
     sid = make_ready(host, api, base, "52:54:00:bb:00:01")
-    code, machines = api.call("GET", "machines/")
-    assert code == 200
-    code, allocated = api.call("POST", "machines/", op="allocate", data={"agent_name": "m"})
+    code, machines = api.call("GET", f"machines/?id={sid}")
+    assert code == 200 and len(machines) == 1
+    code, allocated = api.call(
+        "POST", "machines/", op="allocate", data={"agent_name": "m", "system_id": sid}
+    )
     assert code == 200
     for machine in (machines[0], allocated):
         check(machine, MACHINE_FIELDS, "machine")
@@ -245,7 +275,7 @@ def test_machine_json_has_every_field_gomaasapi_requires(appliance, client):
     assert allocated["status_name"] == "Allocated"
 
 
-def test_juju_style_requests_and_error_codes(lab, appliance, client):
+def test_juju_style_requests_and_error_codes(appliance, client):
     host, api, key = client
     base = appliance.http_base
     a = make_ready(host, api, base, "52:54:00:cc:00:01", cpus=2)
@@ -283,7 +313,8 @@ def test_juju_style_requests_and_error_codes(lab, appliance, client):
     code, body = api.call("POST", f"machines/{a}/", op="deploy", data={"user_data": "!!!"})
     assert (code, list(body)) == (400, ["user_data"])
     assert db_rows(appliance, "SELECT count(*) FROM events") == events_before
-    assert {s for (s,) in db_rows(appliance, "SELECT status FROM nodes")} == {4}
+    statuses = db_rows(appliance, "SELECT status FROM nodes WHERE system_id IN (?, ?)", a, b)
+    assert statuses == [(4,), (4,)]
 
     # Juju: allocate with agent_name (urlencoded), then list filtered by agent_name.
     code, got = api.call(
@@ -295,8 +326,10 @@ def test_juju_style_requests_and_error_codes(lab, appliance, client):
     code, mine = api.call("GET", f"machines/?id={a}&id={b}")
     assert sorted(m["system_id"] for m in mine) == sorted([a, b])
     # 409: nothing left that matches; dry_run changes nothing
-    assert api.call("POST", "machines/", op="allocate", data={"cpu_count": "3"})[0] == 409
-    code, dry = api.call("POST", "machines/", op="allocate", data={"dry_run": "true"})
+    assert api.call("POST", "machines/", op="allocate", data={"system_id": b})[0] == 409
+    code, dry = api.call(
+        "POST", "machines/", op="allocate", data={"dry_run": "true", "system_id": a}
+    )
     assert code == 200 and dry["system_id"] == a and dry["status_name"] == "Ready"
 
     # deploy (user_data base64), owner data, power query
@@ -362,7 +395,9 @@ def test_anonymous_create_and_update_power(appliance, client):
         "POST", "machines/", data={"mac_addresses": "nope", "hostname": "x"}, auth=False
     )
     assert code == 400 and list(body) == ["mac_addresses"]
-    assert db_rows(appliance, "SELECT count(*) FROM nodes") == [(1,)]
+    code, same = api.call("GET", "machines/?mac_address=52:54:00:dd:00:01")
+    assert code == 200 and [m["system_id"] for m in same] == [made["system_id"]]
+    assert db_rows(appliance, "SELECT count(*) FROM nodes WHERE hostname = 'x'") == [(0,)]
     sid = made["system_id"]
     code, body = api.call("PUT", f"machines/{sid}/", data={"power_type": "nosuch"})
     assert code == 400 and list(body) == ["power_type"]
