@@ -18,11 +18,23 @@ from netboot.nodes.wiring import power_lookup
 from netboot.store.sqlite import SQLiteStore
 
 
+def write_config(directory: Path) -> Path:
+    path = directory / "netboot.toml"
+    path.write_text(f'server_address = "127.0.0.1"\nstate_dir = "{directory}/s"\nboot_dir = "b"\n')
+    return path
+
+
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    path = tmp_path / "netboot.toml"
-    path.write_text(f'server_address = "127.0.0.1"\nstate_dir = "{tmp_path}/s"\nboot_dir = "b"\n')
-    return path
+    """A fresh store, for the tests that change it."""
+    return write_config(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """One seeded store shared by the read-only tests."""
+    config = write_config(tmp_path_factory.mktemp("cli"))
+    return config, seed(config)
 
 
 def store_of(config: Path) -> SQLiteStore:
@@ -65,8 +77,8 @@ def seed(config: Path) -> dict[str, str]:
         store.close()
 
 
-def test_plain_nodes_and_json_still_work(config: Path):
-    names = seed(config)
+def test_plain_nodes_and_json_still_work(seeded):
+    config, names = seeded
     table = netboot(config, "nodes")
     assert table.returncode == 0, table.stderr
     assert "2 node(s)" in table.stdout
@@ -77,8 +89,8 @@ def test_plain_nodes_and_json_still_work(config: Path):
     assert json.loads(netboot(config, "nodes", "--json", "list").stdout) == listed
 
 
-def test_list_filters_by_status_and_search(config: Path):
-    names = seed(config)
+def test_list_filters_by_status_and_search(seeded):
+    config, names = seeded
     only = json.loads(netboot(config, "nodes", "list", "--status", "deployed", "--json").stdout)
     assert [n["hostname"] for n in only] == [names["deployed"]]
     by_mac = json.loads(
@@ -89,8 +101,8 @@ def test_list_filters_by_status_and_search(config: Path):
     assert bad.returncode == 2 and "unknown status 'sleeping'" in bad.stderr
 
 
-def test_show_by_hostname_mac_or_system_id(config: Path):
-    names = seed(config)
+def test_show_by_hostname_mac_or_system_id(seeded):
+    config, names = seeded
     shown = netboot(config, "nodes", "show", names["deployed"])
     assert shown.returncode == 0, shown.stderr
     for text in ("PowerEdge R650", "480.0 GiB", "00-lscpu", "Deploying → Deployed", "8.0 GiB"):

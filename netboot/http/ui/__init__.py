@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer, threads
 
-from netboot.http.ui.pages import UIResource
+if TYPE_CHECKING:
+    from netboot.http.ui.pages import UIResource
 
 
 def build_ui(
@@ -30,7 +31,9 @@ def build_ui(
             return defer.maybeDeferred(fn, *args)
         return threads.deferToThreadPool(reactor, reactor.getThreadPool(), fn, *args)
 
+    from netboot.http.ui.pages import UIResource  # the web stack: only when serving
+
     return UIResource(store, boot_dir, clock, run_blocking, actions=actions)
 
 
-__all__ = ["UIResource", "build_ui"]
+__all__ = ["build_ui"]

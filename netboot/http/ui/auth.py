@@ -15,6 +15,7 @@ call these; the unit tests drive them with a fake clock.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -94,9 +95,12 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(got, expected)
 
 
-# A hash of a random password: verifying against it when the user does not exist costs
-# the same time as a real check, so response times do not reveal which users exist.
-DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+@functools.cache
+def dummy_hash() -> str:
+    """A hash of a random password: verifying against it when the user does not exist
+    costs the same time as a real check, so response times do not reveal which users
+    exist. Made on first use, not at import (the CLI imports this module too)."""
+    return hash_password(secrets.token_urlsafe(16))
 
 
 @dataclass(slots=True)

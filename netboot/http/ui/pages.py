@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from twisted.web.server import Request
 
-from netboot.http.ui.auth import DUMMY_HASH, Session, safe_next, verify_password
+from netboot.http.ui.auth import Session, dummy_hash, safe_next, verify_password
 from netboot.http.ui.base import (
     COOKIE,
     SECURITY_HEADERS,
@@ -111,7 +111,7 @@ class UIResource(ContentPages):
         username = arg(request, "username").strip()
         password = arg(request, "password")
         stored = self.store.password_hash(username) if username else None
-        d = self.run_blocking(verify_password, password, stored or DUMMY_HASH)
+        d = self.run_blocking(verify_password, password, stored or dummy_hash())
 
         def checked(ok: bool) -> bytes:
             peer = request.getClientAddress().host
