@@ -19,7 +19,7 @@ from netboot.dhcp import options
 from netboot.dhcp.facts import ClientFacts
 from netboot.dhcp.settings import SubnetConfig
 
-__all__ = ["SubnetOptions", "build_options", "fit_options"]
+__all__ = ["SubnetOptions", "build_options", "fit_options", "frame_options"]
 
 _U32 = struct.Struct("!I").pack
 # Sent whether or not the client lists them (when configured).
@@ -31,6 +31,20 @@ PXE_VENDOR_PROXY = b"\x06\x01\x08\xff"
 # need not wait ~3 s for ProxyDHCP offers (LAB-NOTES "Where the time goes").
 IPXE_NO_PXEDHCP = b"\xb0\x01\x01"
 UDP_IP_HEADERS = 28
+_ALWAYS = (*_DEFAULTS, 60, 66, 67, 43, 97, 175)
+_LEASE_CACHE: dict[int, tuple[tuple[int, bytes], ...]] = {}
+
+
+def _lease_options(seconds: int) -> tuple[tuple[int, bytes], ...]:
+    """51, 58 (T1 = 0.5, RFC 2131 §4.4.5) and 59 (T2 = 0.875) for a lease time."""
+    cached = _LEASE_CACHE.get(seconds)
+    if cached is None:
+        cached = ((51, _U32(seconds)), (58, _U32(seconds // 2)), (59, _U32(seconds * 7 // 8)))
+        if len(_LEASE_CACHE) < 64:
+            _LEASE_CACHE[seconds] = cached
+    return cached
+
+
 MIN_REPLY = 576  # RFC 2131 §2: every client accepts this much
 
 
@@ -72,10 +86,11 @@ def build_options(
     most important first; the caller fits them to the client's size limit."""
     out: list[tuple[int, bytes]] = [(54, server_id.packed)]
     if lease_seconds is not None:
-        out.append((51, _U32(lease_seconds)))
-        out.append((58, _U32(lease_seconds // 2)))  # RFC 2131 §4.4.5 T1 = 0.5
-        out.append((59, _U32(lease_seconds * 7 // 8)))  # T2 = 0.875
-    have: dict[int, bytes] = {} if proxy else dict(subnet.static)
+        out += _lease_options(lease_seconds)
+    if not proxy and not hostname and boot is None:
+        have = subnet.static  # the common case for OS clients: nothing to add, no copy
+    else:
+        have = {} if proxy else dict(subnet.static)
     if hostname and not proxy:
         have[12] = hostname.encode()[:255]
     if boot is not None:
@@ -95,19 +110,36 @@ def build_options(
         elif facts.is_ipxe:
             have[175] = IPXE_NO_PXEDHCP
     sent = {54, 51, 58, 59}
+    get = have.get
     for code in facts.param_request:
-        value = have.get(code)
+        value = get(code)
         if value is not None and code not in sent:
             out.append((code, value))
             sent.add(code)
-    for code in (*_DEFAULTS, 60, 66, 67, 43, 97, 175):
-        value = have.get(code)
+    for code in _ALWAYS:
+        value = get(code)
         if value is not None and code not in sent:
             out.append((code, value))
             sent.add(code)
     if facts.relay_agent_info is not None and not proxy:
         out.append((82, facts.relay_agent_info))
     return out
+
+
+def frame_options(opts: list[tuple[int, bytes]], max_message_size: int | None) -> bytes | None:
+    """The options field (code, length, value ...) when it fits the client's limit
+    without overloading, else None (then fit_options decides)."""
+    limit = MIN_REPLY if max_message_size is None else max(MIN_REPLY, max_message_size)
+    room = limit - UDP_IP_HEADERS - 240 - 3 - 1
+    parts = []
+    for code, value in opts:
+        size = len(value)
+        if size > 255:
+            return None  # RFC 3396 splitting: the slow path handles it
+        parts.append(bytes((code, size)))
+        parts.append(value)
+    framed = b"".join(parts)
+    return framed if len(framed) <= room else None
 
 
 def fit_options(

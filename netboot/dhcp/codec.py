@@ -30,6 +30,7 @@ __all__ = [
     "MalformedPacket",
     "MessageType",
     "Packet",
+    "encode_reply",
     "make_reply",
     "to_bytes_overloaded",
 ]
@@ -374,3 +375,43 @@ def to_bytes_overloaded(
     ).to_bytes()
     # Option 52 goes right after the cookie: the client must see it before the rest.
     return body[:_OPTIONS_AT] + bytes((_OPT_OVERLOAD, 1, overload)) + body[_OPTIONS_AT:]
+
+
+_REPLY_TAIL = b"\xff"
+
+
+def encode_reply(
+    request: Packet,
+    message_type: int,
+    yiaddr: int,
+    siaddr: int,
+    flags: int,
+    file: bytes,
+    options: bytes,
+) -> bytes:
+    """The hot-path encoder of a BOOTREPLY (RFC 2131 §4.3.1 table 3), straight to bytes.
+
+    ``options`` is the already framed options field (code, length, value ...) without
+    53 and END; ``file`` at most 128 octets. Same wire result as make_reply(...)
+    .to_bytes() with those options, without building intermediate objects.
+    """
+    header = _HEADER.pack(
+        BOOTREPLY,
+        request.htype,
+        request.hlen,
+        0,
+        request.xid,
+        0,
+        flags,
+        int(request.ciaddr) if message_type == ACK else 0,
+        yiaddr,
+        siaddr,
+        int(request.giaddr),
+        request.chaddr,
+        _EMPTY_SNAME,
+        file.ljust(_FILE_LEN, b"\0") if file else _EMPTY_FILE,
+    )
+    wire = b"".join((header, MAGIC_COOKIE, bytes((53, 1, message_type)), options, _REPLY_TAIL))
+    if len(wire) < _MIN_PACKET:
+        wire += bytes(_MIN_PACKET - len(wire))
+    return wire

@@ -53,33 +53,44 @@ def facts_from_packet(packet: Packet) -> ClientFacts:
     """Extract ClientFacts from a decoded request. Never raises on option content."""
     found = dict(packet.options)  # decoded packets hold each code once (RFC 3396)
     get = found.get
-    arch_list = _typed(found, 93)
+    # Fixed-size values are decoded inline: this runs for every packet.
+    arch_raw = get(93)
     vendor_raw = get(60)
     vendor_class = vendor_raw.decode("latin-1") if vendor_raw is not None else None
     user_class = get(77)
     message_type = get(53)
+    max_size = get(57)
+    machine_id = get(97)
     return ClientFacts(
         mac=packet.mac,
         message_type=message_type[0] if message_type and len(message_type) == 1 else None,
         client_id=get(61),
-        arch=arch_list[0] if arch_list else None,
+        arch=(arch_raw[0] << 8 | arch_raw[1]) if arch_raw and len(arch_raw) % 2 == 0 else None,
         vendor_class=vendor_class,
         user_class=user_class,
         is_ipxe=user_class is not None and is_ipxe_user_class(user_class),
         is_pxe=vendor_class is not None and vendor_class.startswith("PXEClient"),
         is_http_client=vendor_class is not None and vendor_class.startswith("HTTPClient"),
-        uuid=smbios_uuid(get(97)),
-        requested_ip=_typed(found, 50),
-        server_id=_typed(found, 54),
-        hostname=_typed(found, 12),
+        uuid=smbios_uuid(machine_id) if machine_id is not None else None,
+        requested_ip=_address(get(50)),
+        server_id=_address(get(54)),
+        hostname=_typed(found, 12) if 12 in found else None,
         param_request=tuple(get(55, b"")),
-        max_message_size=_typed(found, 57),
+        max_message_size=(max_size[0] << 8 | max_size[1])
+        if max_size and len(max_size) == 2
+        else None,
         relay_agent_info=get(82),
         giaddr=packet.giaddr,
         ciaddr=packet.ciaddr,
-        subnet_selection=_typed(found, 118) if 118 in found else None,
-        client_machine_id=get(97),
+        subnet_selection=_address(get(118)),
+        client_machine_id=machine_id,
     )
+
+
+def _address(raw: bytes | None) -> IPv4Address | None:
+    if raw is None or len(raw) != 4:
+        return None
+    return IPv4Address(raw)
 
 
 def is_ipxe_user_class(raw: bytes) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import struct
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -22,12 +23,13 @@ from twisted.logger import Logger
 
 from netboot.bootconfig.methods import BootAnswer, choose_boot
 from netboot.bootconfig.settings import BootConfig
-from netboot.dhcp.answer import SubnetOptions, build_options, fit_options
+from netboot.dhcp.answer import SubnetOptions, build_options, fit_options, frame_options
 from netboot.dhcp.codec import (
     FLAG_BROADCAST,
     MalformedPacket,
     MessageType,
     Packet,
+    encode_reply,
     make_reply,
     to_bytes_overloaded,
 )
@@ -76,7 +78,7 @@ class DHCPServer:
         hostname_for: Callable[[str], str | None] = lambda mac: None,
         neighbours: Any = None,
         prober: Any = None,
-        threaded_commit: bool = True,
+        commit_mode: str = "thread",
         stats: Counter[str] | None = None,
         boot: BootConfig | None = None,
     ) -> None:
@@ -95,7 +97,7 @@ class DHCPServer:
         self.our_ids = frozenset(int(s.server_id) for s in self.subnets.subnets)
         self._proxy_id = cfg.subnets[0].server_id if cfg.subnets else None
         self.committer = GroupCommitter(
-            leases.apply, reactor, self._commit_failed, threaded=threaded_commit
+            leases.apply, reactor, self._commit_failed, mode=commit_mode
         )
         self.load()
 
@@ -311,33 +313,45 @@ class DHCPServer:
             hostname = self.hostname_for(facts.mac)
         opts = build_options(facts, self._options[subnet.name], server_id, lease, boot, hostname)
         file = _file_field(boot)
-        yiaddr = IPv4Address(decision.ip) if decision is not None else _ZERO
-        reply = make_reply(
-            packet,
-            message_type=reply_type,
-            yiaddr=yiaddr,
-            siaddr=server_id if boot else _ZERO,
-            options=(),
-            file=file,
-        )
-        wire = self._encode(reply, reply_type, opts, facts, file_free=not file)
+        yiaddr = decision.ip if decision is not None else 0
+        siaddr = int(server_id) if boot else 0
+        wire = self._encode(packet, reply_type, yiaddr, siaddr, file, opts, facts)
         dest = self._destination(packet, reply_type, yiaddr, send)
         send(wire, dest)
-        self.stats[f"sent_{reply_type.name.lower()}"] += 1
+        self.stats[_SENT[reply_type]] += 1
         if self.cfg.log_replies:
             log.info(
                 "{reply} {ip} to {mac} (arch {arch}, {vc}) boot={file}",
                 reply=reply_type.name,
-                ip=yiaddr,
+                ip=IPv4Address(yiaddr),
                 mac=facts.mac,
                 arch=facts.arch,
                 vc=facts.vendor_class or "-",
                 file=boot.filename if boot else "-",
             )
 
-    def _encode(self, reply, reply_type, opts, facts, file_free: bool) -> bytes:
-        main, in_file, in_sname = fit_options(opts, facts.max_message_size, file_free)
-        reply = _with_options(reply, reply_type, main)
+    def _encode(
+        self,
+        packet: Packet,
+        reply_type: MessageType,
+        yiaddr: int,
+        siaddr: int,
+        file: bytes,
+        opts: list[tuple[int, bytes]],
+        facts: ClientFacts,
+    ) -> bytes:
+        framed = frame_options(opts, facts.max_message_size)
+        if framed is not None:  # the usual case: everything fits the options field
+            return encode_reply(packet, reply_type, yiaddr, siaddr, packet.flags, file, framed)
+        main, in_file, in_sname = fit_options(opts, facts.max_message_size, not file)
+        reply = make_reply(
+            packet,
+            message_type=reply_type,
+            yiaddr=yiaddr,
+            siaddr=siaddr,
+            options=main,
+            file=file,
+        )
         if in_file or in_sname:
             self.stats["overloaded"] += 1
             return to_bytes_overloaded(reply, in_file, in_sname)
@@ -357,7 +371,7 @@ class DHCPServer:
         if int(packet.giaddr):
             # RFC 2131 §4.3.2: a NAK through a relay asks it to broadcast to the client.
             reply = _with_flags(reply, reply.flags | FLAG_BROADCAST)
-        send(reply.to_bytes(), self._destination(packet, MessageType.NAK, _ZERO, send))
+        send(reply.to_bytes(), self._destination(packet, MessageType.NAK, 0, send))
         self.stats["sent_nak"] += 1
         log.info("NAK to {mac}: {reason}", mac=facts.mac, reason=reason)
 
@@ -376,15 +390,7 @@ class DHCPServer:
         )
         reply_type = MessageType.ACK if is_ack else MessageType.OFFER
         file = _file_field(boot)
-        reply = make_reply(
-            packet,
-            message_type=reply_type,
-            yiaddr=_ZERO,
-            siaddr=server_id,
-            options=(),
-            file=file,
-        )
-        wire = self._encode(reply, reply_type, opts, facts, file_free=not file)
+        wire = self._encode(packet, reply_type, 0, int(server_id), file, opts, facts)
         if is_ack:
             dest = addr  # PXE 2.1: the boot server answers the client where it asked from
         elif int(packet.giaddr):
@@ -402,24 +408,34 @@ class DHCPServer:
         )
 
     def _destination(
-        self, packet: Packet, reply_type: MessageType, yiaddr: IPv4Address, send: Send
+        self, packet: Packet, reply_type: MessageType, yiaddr: int, send: Send
     ) -> tuple[str, int]:
         """RFC 2131 §4.1 "the server sends ..." rules."""
-        if int(packet.giaddr):
-            return (str(packet.giaddr), SERVER_PORT)
+        giaddr = int(packet.giaddr)
+        if giaddr:
+            return (_dotted(giaddr), SERVER_PORT)
         if reply_type == MessageType.NAK:
             return _BROADCAST
-        if int(packet.ciaddr):
-            return (str(packet.ciaddr), CLIENT_PORT)
-        if packet.flags & FLAG_BROADCAST or not int(yiaddr) or self.neighbours is None:
+        ciaddr = int(packet.ciaddr)
+        if ciaddr:
+            return (_dotted(ciaddr), CLIENT_PORT)
+        if packet.flags & FLAG_BROADCAST or not yiaddr or self.neighbours is None:
             return _BROADCAST
         # The client has no address yet and asked for unicast: teach the kernel its
         # MAC for yiaddr so the datagram can go straight to it.
         interface = getattr(send, "interface", None)
-        if interface and self.neighbours.add(interface, str(yiaddr), packet.mac):
+        if interface and self.neighbours.add(interface, _dotted(yiaddr), packet.mac):
             self.stats["unicast_to_new_client"] += 1
-            return (str(yiaddr), CLIENT_PORT)
+            return (_dotted(yiaddr), CLIENT_PORT)
         return _BROADCAST
+
+
+_SENT = {t: f"sent_{t.name.lower()}" for t in MessageType}
+_pack_ip = struct.Struct("!I").pack
+
+
+def _dotted(ip: int) -> str:
+    return socket.inet_ntoa(_pack_ip(ip))
 
 
 def _type_name(facts: ClientFacts) -> str:
@@ -433,10 +449,6 @@ def _file_field(boot: BootAnswer | None) -> bytes:
     if boot is None or not boot.in_file_field:
         return b""
     return boot.filename.encode()[:127]
-
-
-def _with_options(reply: Packet, reply_type: MessageType, opts) -> Packet:
-    return _replace(reply, options=((53, bytes((reply_type,))), *opts))
 
 
 def _with_flags(reply: Packet, flags: int) -> Packet:
@@ -474,7 +486,12 @@ class _Sender:
         if transport is None:
             return
         try:
-            transport.write(data, dest)
+            # Straight to the port's socket: udp.Port.write re-validates the dotted
+            # address on every call, which shows in profiles at thousands of packets/s;
+            # ours come from inet_ntoa or constants.
+            transport.socket.sendto(data, dest)
+        except BlockingIOError:
+            self.proto.server.stats["send_dropped_full"] += 1
         except OSError as exc:
             self.proto.server.stats["send_errors"] += 1
             log.info("send to {dest} failed: {error}", dest=dest, error=str(exc))

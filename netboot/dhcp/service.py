@@ -21,31 +21,28 @@ from netboot.dhcp.server import PXE_PORT, SERVER_PORT, DHCPProtocol, DHCPServer,
 from netboot.dhcp.settings import DHCPConfig
 from netboot.store.leases import LeaseStore
 
-__all__ = ["DHCPService", "HostnameCache"]
+__all__ = ["DHCPService", "NodeNames"]
 
 log = Logger(namespace="netboot.dhcp")
+NAMES_REFRESH_SECONDS = 5.0
 
 
-class HostnameCache:
-    """node hostname by MAC from the store, cached briefly (the DHCP path avoids SQL)."""
+class NodeNames:
+    """MAC -> node hostname, held in memory and refreshed every few seconds from the
+    store (option 12 and the lease's hostname need it; the packet path runs no SQL)."""
 
-    def __init__(self, lookup: Callable[[str], Any], clock: Callable[[], float], ttl=5.0):
-        self.lookup = lookup
-        self.clock = clock
-        self.ttl = ttl
-        self._cache: dict[str, tuple[str | None, float]] = {}
+    def __init__(self, load: Callable[[], dict[str, str]]) -> None:
+        self._load = load
+        self._names: dict[str, str] = {}
+
+    def refresh(self) -> None:
+        try:
+            self._names = self._load()
+        except Exception as exc:  # a locked or migrating store: keep the last map
+            log.info("node names not refreshed: {error}", error=repr(exc))
 
     def __call__(self, mac: str) -> str | None:
-        now = self.clock()
-        hit = self._cache.get(mac)
-        if hit is not None and hit[1] > now:
-            return hit[0]
-        if len(self._cache) > 100_000:
-            self._cache.clear()
-        node = self.lookup(mac)
-        name = node.hostname if node is not None else None
-        self._cache[mac] = (name, now + self.ttl)
-        return name
+        return self._names.get(mac)
 
 
 class DHCPService(service.Service):
@@ -55,7 +52,7 @@ class DHCPService(service.Service):
         database: Path,
         http_base: str,
         reactor: Any,
-        node_by_mac: Callable[[str], Any] = lambda mac: None,
+        node_by_mac: Callable[[str], Any] = lambda mac: None,  # unused: see NodeNames
         clock: Callable[[], float] = time.time,
         boot: Any = None,
     ) -> None:
@@ -80,13 +77,14 @@ class DHCPService(service.Service):
         cfg = self.cfg
         self._store = LeaseStore(self.database)
         self._neighbours = Neighbours()
+        names = NodeNames(self._store.node_names)
         server = self.server = DHCPServer(
             cfg,
             self.http_base,
             self._store,
             self.reactor,
             self.clock,
-            hostname_for=HostnameCache(self.node_by_mac, self.clock),
+            hostname_for=names,
             neighbours=self._neighbours,
             stats=self.stats,
             boot=self.boot,
@@ -103,6 +101,10 @@ class DHCPService(service.Service):
         if cfg.conflict_probe and not cfg.proxy:
             self._prober = ArpProber(self.reactor, list(cfg.interfaces), server.conflict)
             server.prober = self._prober
+        refresh = LoopingCall(names.refresh)
+        refresh.clock = self.reactor
+        refresh.start(NAMES_REFRESH_SECONDS, now=True)
+        self._loops.append(refresh)
         reclaim = LoopingCall(server.reclaim)
         reclaim.clock = self.reactor
         reclaim.start(cfg.reclaim_seconds, now=True)

@@ -66,6 +66,7 @@ class DHCPConfig:
     reclaim_seconds: int = 10  # how often expired leases are reclaimed
     offer_hold_seconds: int = 30  # an offered address is kept for its client this long
     log_replies: bool = True  # one log line per OFFER/ACK (off for load tests)
+    commit: str = "reactor"  # group commit on the reactor thread, or "thread" (commit.py)
 
     @property
     def proxy(self) -> bool:
@@ -101,6 +102,7 @@ _GLOBAL_KEYS = {
     "reclaim_seconds",
     "offer_hold_seconds",
     "log_replies",
+    "commit",
 }
 # Keys that may be set once under [dhcp] as defaults for every subnet.
 _INHERITED = {
@@ -167,6 +169,7 @@ def parse_dhcp(raw: dict[str, Any], server_address: IPv4Address) -> DHCPConfig:
         reclaim_seconds=_int(raw, "reclaim_seconds", "dhcp.reclaim_seconds", 10, 1, 3600),
         offer_hold_seconds=_int(raw, "offer_hold_seconds", "dhcp.offer_hold_seconds", 30, 2, 600),
         log_replies=_bool(raw, "log_replies", "dhcp.log_replies", True),
+        commit=_choice(raw, "commit", "dhcp.commit", ("reactor", "thread")),
     )
 
 
@@ -317,6 +320,13 @@ def _ip_list(value: Any, key: str) -> tuple[IPv4Address, ...]:
     if not isinstance(value, list):
         raise ConfigError(key, "must be a list of IPv4 addresses")
     return tuple(_parse_ip(v, f"{key}[{i}]") for i, v in enumerate(value))
+
+
+def _choice(raw: dict[str, Any], key: str, name: str, choices: tuple[str, ...]) -> str:
+    value = raw.get(key, choices[0])
+    if value not in choices:
+        raise ConfigError(name, f"must be one of {', '.join(choices)}")
+    return value
 
 
 def _bool(raw: dict[str, Any], key: str, name: str, default: bool) -> bool:

@@ -72,7 +72,7 @@ def make_server(tmp_path: Path, raw=RAW, now=1000.0) -> tuple[DHCPServer, Record
         clock,
         clock.seconds,
         neighbours=FakeNeighbours(),
-        threaded_commit=False,
+        commit_mode="inline",
     )
     return server, Recorder(path)
 
