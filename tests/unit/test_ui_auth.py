@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from netboot.http.ui.auth import (
+    LoginThrottle,
     SessionBook,
     WeakPassword,
     check_password_policy,
@@ -93,8 +94,9 @@ def test_login_replaces_the_anonymous_session_and_its_csrf_token():
     book = SessionBook(FakeClock())
     anonymous = book.new()
     assert not anonymous.authenticated
-    fresh = book.login(anonymous, "admin")
+    fresh = book.login(anonymous, "admin", "scrypt$stored")
     assert fresh.authenticated and fresh.username == "admin"
+    assert fresh.password_hash == "scrypt$stored"
     assert fresh.token != anonymous.token
     assert fresh.csrf_token != anonymous.csrf_token
     # A cookie planted before login (session fixation) is worthless afterwards.
@@ -169,3 +171,40 @@ def test_login_only_redirects_to_local_ui_paths(target, expected):
 )
 def test_post_origin_must_be_this_server(origin, host, ok):
     assert origin_allowed(origin, host) is ok
+
+
+def test_login_throttle_locks_a_user_after_repeated_failures_then_forgives():
+    clock = FakeClock()
+    throttle = LoginThrottle(clock, limit=3, window=60, lockout=30)
+    for _ in range(2):
+        throttle.failed("admin", "10.0.0.5")
+    assert throttle.wait("admin", "10.0.0.5") == 0
+    throttle.failed("admin", "10.0.0.5")
+    assert throttle.wait("admin", "10.0.0.5") == 30
+    # The user name is locked from every address, and that address for every user.
+    assert throttle.wait("admin", "10.0.0.9") == 30
+    assert throttle.wait("bob", "10.0.0.5") == 30
+    assert throttle.wait("bob", "10.0.0.9") == 0
+    clock.now += 30
+    assert throttle.wait("admin", "10.0.0.5") == 0
+
+
+def test_login_throttle_counts_only_recent_failures_and_resets_on_success():
+    clock = FakeClock()
+    throttle = LoginThrottle(clock, limit=3, window=60, lockout=30)
+    for _ in range(2):
+        throttle.failed("admin", "p")
+    clock.now += 61  # those two are forgotten
+    throttle.failed("admin", "p")
+    assert throttle.wait("admin", "p") == 0
+    throttle.failed("admin", "p")
+    throttle.succeeded("admin", "p")
+    throttle.failed("admin", "p")
+    assert throttle.wait("admin", "p") == 0
+
+
+def test_login_throttle_memory_is_bounded():
+    throttle = LoginThrottle(FakeClock(), max_keys=10)
+    for i in range(100):
+        throttle.failed(f"user{i}", f"10.0.{i}.1")
+    assert len(throttle._failures) == 10

@@ -210,6 +210,38 @@ def test_wrong_password_is_refused_without_saying_which_part_was_wrong(site, sto
     assert store.user("admin").last_login is None
 
 
+def test_repeated_failures_lock_the_login_even_for_the_right_password(site):
+    client = Client(site)
+    form = client.get("/ui/login")
+    for _ in range(5):
+        r = client.post(
+            "/ui/login", {"csrf_token": csrf_of(form), "username": "admin", "password": "nope"}
+        )
+        assert r.code == 401
+    r = client.post(
+        "/ui/login", {"csrf_token": csrf_of(form), "username": "admin", "password": PASSWORD}
+    )
+    assert r.code == 429 and "Too many failed logins" in r.body
+    assert r.header("retry-after") == "61"
+    assert client.get("/ui/").code == 303  # not logged in
+
+
+def test_deleting_the_account_or_resetting_its_password_ends_its_sessions(site, store):
+    client = logged_in(site)
+    assert client.get("/ui/").code == 200
+    store.create_user("admin", hash_password("a-new-password", n=2**10), 1.0, replace=True)
+    assert client.get("/ui/").code == 303  # back to the login form
+    client = Client(site)
+    form = client.get("/ui/login")
+    r = client.post(
+        "/ui/login",
+        {"csrf_token": csrf_of(form), "username": "admin", "password": "a-new-password"},
+    )
+    assert r.code == 303 and client.get("/ui/").code == 200
+    store.delete_user("admin")
+    assert client.get("/ui/").code == 303
+
+
 def test_login_post_without_the_form_token_is_refused(site):
     client = Client(site)
     client.get("/ui/login")

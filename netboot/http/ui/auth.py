@@ -110,6 +110,7 @@ class Session:
     created: float
     last_seen: float
     username: str | None = None
+    password_hash: str | None = None  # the stored hash at login: a reset ends the session
     flash: list[str] = field(default_factory=list)
 
     @property
@@ -174,12 +175,14 @@ class SessionBook:
         self._sessions.move_to_end(token)
         return session
 
-    def login(self, old: Session | None, username: str) -> Session:
+    def login(self, old: Session | None, username: str, password_hash: str) -> Session:
         """A fresh session (new cookie and CSRF token) for ``username``: the pre-login
         token is dropped so a planted cookie cannot ride the login (session fixation)."""
         if old is not None:
             self.drop(old)
-        return self.new(username)
+        session = self.new(username)
+        session.password_hash = password_hash
+        return session
 
     def drop(self, session: Session) -> None:
         self._sessions.pop(session.token, None)
@@ -187,6 +190,57 @@ class SessionBook:
     def drop_user(self, username: str) -> None:
         for token in [t for t, s in self._sessions.items() if s.username == username]:
             del self._sessions[token]
+
+
+class LoginThrottle:
+    """Failed logins per user name and per client address: after ``limit`` failures
+    within ``window`` seconds, further attempts are refused for ``lockout`` seconds
+    (without checking the password), which bounds online guessing."""
+
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        limit: int = 5,
+        window: float = 300.0,
+        lockout: float = 60.0,
+        max_keys: int = 10_000,
+    ) -> None:
+        self.clock = clock
+        self.limit = limit
+        self.window = window
+        self.lockout = lockout
+        self.max_keys = max_keys
+        self._failures: OrderedDict[str, list[float]] = OrderedDict()
+
+    def _recent(self, key: str, now: float) -> list[float]:
+        times = [t for t in self._failures.get(key, ()) if now - t < self.window]
+        if times:
+            self._failures[key] = times
+        else:
+            self._failures.pop(key, None)
+        return times
+
+    def wait(self, username: str, peer: str) -> float:
+        """Seconds until ``username`` may try again from ``peer`` (0: now)."""
+        now = self.clock()
+        longest = 0.0
+        for key in (f"user:{username}", f"peer:{peer}"):
+            times = self._recent(key, now)
+            if len(times) >= self.limit:
+                longest = max(longest, times[-1] + self.lockout - now)
+        return max(longest, 0.0)
+
+    def failed(self, username: str, peer: str) -> None:
+        now = self.clock()
+        for key in (f"user:{username}", f"peer:{peer}"):
+            self._failures.setdefault(key, []).append(now)
+            self._failures.move_to_end(key)
+        while len(self._failures) > self.max_keys:
+            self._failures.popitem(last=False)
+
+    def succeeded(self, username: str, peer: str) -> None:
+        self._failures.pop(f"user:{username}", None)
+        self._failures.pop(f"peer:{peer}", None)
 
 
 def safe_next(target: str | None, default: str = "/ui/") -> str:

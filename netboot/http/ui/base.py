@@ -14,7 +14,7 @@ from twisted.python.failure import Failure
 from twisted.web import resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from netboot.http.ui.auth import Session, SessionBook
+from netboot.http.ui.auth import LoginThrottle, Session, SessionBook
 from netboot.http.ui.images import HashCache
 from netboot.http.ui.render import PageRenderer
 from netboot.store.leases import LeaseStore
@@ -69,6 +69,7 @@ class UIBase(resource.Resource):
         self.run_blocking = run_blocking
         self.actions = actions  # netboot.nodes.actions.NodeActions, or None: read-only
         self.sessions = sessions or SessionBook(clock)
+        self.throttle = LoginThrottle(clock)
         self.renderer = PageRenderer()
         self.hashes = HashCache()
         self._lease_reader: LeaseStore | None = None

@@ -59,12 +59,18 @@ class UIResource(ContentPages):
                 return self._error(request, session, 403, "Forbidden", refusal)
         if path == ["login"]:
             return self._login(request, session)
+        if session is not None and session.authenticated and not self._still_valid(session):
+            self.sessions.drop(session)  # account deleted or password reset since login
+            session = None
         if session is None or not session.authenticated:
             if method == b"POST":
                 return self._error(request, session, 403, "Forbidden", "log in first")
             target = request.uri.decode("latin-1")
             return self._redirect(request, "/ui/login?next=" + quote(target, safe="/"))
         return self._route(request, session, path)
+
+    def _still_valid(self, session: Session) -> bool:
+        return self.store.password_hash(session.username) == session.password_hash
 
     def _post_refusal(self, request: Request, session: Session | None) -> str | None:
         if not origin_allowed(request.getHeader(b"origin"), request.getHeader(b"host")):
@@ -110,12 +116,26 @@ class UIResource(ContentPages):
             return self._page(request, session, "login.html.j2", error="", next=nxt, username="")
         username = arg(request, "username").strip()
         password = arg(request, "password")
+        peer = request.getClientAddress().host
+        wait = self.throttle.wait(username, peer)
+        if wait > 0:
+            log.warn("UI login for {user!r} from {peer} throttled", user=username, peer=peer)
+            request.setResponseCode(429)
+            request.setHeader(b"retry-after", str(int(wait) + 1).encode())
+            return self._page(
+                request,
+                session,
+                "login.html.j2",
+                error=f"Too many failed logins: try again in {int(wait) + 1} s.",
+                next=nxt,
+                username=username,
+            )
         stored = self.store.password_hash(username) if username else None
         d = self.run_blocking(verify_password, password, stored or dummy_hash())
 
         def checked(ok: bool) -> bytes:
-            peer = request.getClientAddress().host
             if not ok or stored is None:
+                self.throttle.failed(username, peer)
                 log.warn("UI login failed for {user!r} from {peer}", user=username, peer=peer)
                 request.setResponseCode(401)
                 return self._page(
@@ -126,7 +146,8 @@ class UIResource(ContentPages):
                     next=nxt,
                     username=username,
                 )
-            fresh = self.sessions.login(session, username)
+            self.throttle.succeeded(username, peer)
+            fresh = self.sessions.login(session, username, stored)
             self.store.record_login(username, self.clock())
             self._set_cookie(request, fresh)
             log.info("UI login {user} from {peer}", user=username, peer=peer)
