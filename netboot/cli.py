@@ -14,6 +14,7 @@ from netboot.http.ui.accounts import add_parser as user_parser
 from netboot.images.cli import add_parser as images_parser
 from netboot.init_config import add_parser as init_parser
 from netboot.nodes.table import add_parser as nodes_parser
+from netboot.power.cli import add_parser as power_parser
 from netboot.status import add_parser as status_parser
 
 DEFAULT_CONFIG = Path("/etc/netboot/netboot.toml")
@@ -31,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run DHCP, TFTP and HTTP in the foreground")
     nodes_parser(sub)
+    power_parser(sub)
     user_parser(sub)
     apikey_parser(sub)
     images_parser(sub)
@@ -89,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         from netboot.http.ui.accounts import run as user_command
 
         return user_command(cfg, args)
+    if args.command == "power":
+        from netboot.power.cli import run as power_command
+
+        return power_command(cfg, args)
     from netboot.nodes.table import run as nodes_command
 
     return nodes_command(cfg, args)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from netboot.bootconfig.settings import BootConfig, parse_boot
 from netboot.nodes.settings import LifecycleConfig, parse_lifecycle
+from netboot.power.settings import PowerConfig, parse_power
 
 if TYPE_CHECKING:
     from netboot.dhcp.settings import DHCPConfig
@@ -62,6 +63,7 @@ class Config:
     boot: BootConfig = BootConfig()  # [boot]: loader per firmware (bootconfig/settings.py)
     dns: DNSConfig | None = None  # [dns]: on unless enabled = false (dns/settings.py)
     lifecycle: LifecycleConfig = LifecycleConfig()  # [lifecycle]: nodes/settings.py
+    power: PowerConfig = PowerConfig()  # [power]: power/settings.py
 
     @property
     def database_path(self) -> Path:
@@ -73,7 +75,8 @@ class Config:
 
 
 _TOP_KEYS = {
-    "server_address", "state_dir", "boot_dir", "http", "tftp", "dhcp", "boot", "dns", "lifecycle"
+    "server_address", "state_dir", "boot_dir", "http", "tftp", "dhcp", "boot", "dns", "lifecycle",
+    "power",
 }  # fmt: skip
 
 
@@ -118,6 +121,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
         boot=parse_boot(raw.get("boot", {})),
         dns=_dns(raw.get("dns", {}), server_address, dhcp),
         lifecycle=parse_lifecycle(raw.get("lifecycle", {}), base_dir),
+        power=parse_power(raw.get("power", {}), dhcp.interfaces if dhcp else ()),
     )
 
 

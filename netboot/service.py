@@ -18,6 +18,7 @@ from netboot.http.site import build_site
 from netboot.images.settings import deploy_settings
 from netboot.metrics import Metrics
 from netboot.nodes.wiring import build_lifecycle
+from netboot.power.service import PowerService
 from netboot.store.sqlite import SQLiteStore
 from netboot.tftp.server import listen_tftp
 from netboot.tftp.workers import WorkerPool, worker_argv
@@ -56,7 +57,13 @@ def make_service(
     ``metrics`` so that restarted listeners replace their entries in the served one."""
     top = service.MultiService()
     metrics = metrics if metrics is not None else Metrics(store, clock)
-    actions, node_timeouts = build_lifecycle(store, reactor, clock, cfg.lifecycle)
+    # Power actions go through one queue (per node/BMC, retried, bounded); it also
+    # polls power_state ([power] in the config, netboot/power/).
+    power = PowerService(store, reactor, clock, cfg.power)
+    power.setServiceParent(top)
+    actions, node_timeouts = build_lifecycle(
+        store, reactor, clock, cfg.lifecycle, power=power.lookup
+    )
     node_timeouts.setServiceParent(top)
     site = build_site(
         store,

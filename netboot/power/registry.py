@@ -23,40 +23,67 @@ from netboot.power.base import (
     redact,
     validate_parameters,
 )
-from netboot.power.ipmi import IPMIDriver
-from netboot.power.manual import ManualDriver
-from netboot.power.qmp import QMPDriver
-from netboot.power.redfish import RedfishDriver
-from netboot.power.virsh import VirshDriver
-from netboot.power.webhook import WebhookDriver
-from netboot.power.wol import WakeOnLanDriver
+from netboot.power.settings import DEFAULT_SETTINGS, PowerSettings
 
-
-@dataclass(frozen=True, slots=True)
-class PowerSettings:
-    """Appliance-wide power settings (from config; defaults suit a small lab)."""
-
-    timeout: float = 30.0  # seconds one driver call may take
-    wol_interfaces: tuple[str, ...] = ()  # where magic packets go by default
-    wol_port: int = 9
-
-
-DEFAULT_SETTINGS = PowerSettings()
+__all__ = ["DRIVERS", "PowerSettings", "check", "driver_for", "public_parameters", "validate"]
 
 DriverFactory = Callable[..., PowerDriver]
 
+# Driver modules are imported when a driver is first asked for: their libraries
+# (libvirt, pyghmi + cryptography, sushy + requests) cost seconds of start-up that every
+# ``netboot`` command would otherwise pay.
+
+
+def _manual(reactor: Any, settings: PowerSettings = DEFAULT_SETTINGS) -> PowerDriver:
+    from netboot.power.manual import ManualDriver
+
+    return ManualDriver(reactor)
+
+
+def _wol(reactor: Any, settings: PowerSettings = DEFAULT_SETTINGS) -> PowerDriver:
+    from netboot.power.wol import WakeOnLanDriver
+
+    return WakeOnLanDriver(reactor, settings.wol_interfaces, settings.wol_port)
+
+
+def _virsh(reactor: Any, settings: PowerSettings = DEFAULT_SETTINGS) -> PowerDriver:
+    from netboot.power.virsh import VirshDriver
+
+    return VirshDriver(reactor, settings.timeout)
+
+
+def _ipmi(reactor: Any, settings: PowerSettings = DEFAULT_SETTINGS) -> PowerDriver:
+    from netboot.power.ipmi import IPMIDriver
+
+    return IPMIDriver(reactor, settings.timeout)
+
+
+def _redfish(reactor: Any, settings: PowerSettings = DEFAULT_SETTINGS) -> PowerDriver:
+    from netboot.power.redfish import RedfishDriver
+
+    return RedfishDriver(reactor, settings.timeout)
+
+
+def _webhook(reactor: Any, settings: PowerSettings = DEFAULT_SETTINGS) -> PowerDriver:
+    from netboot.power.webhook import WebhookDriver
+
+    return WebhookDriver(reactor, settings.timeout)
+
+
+def _qmp(reactor: Any, settings: PowerSettings = DEFAULT_SETTINGS) -> PowerDriver:
+    from netboot.power.qmp import QMPDriver
+
+    return QMPDriver(reactor, min(settings.timeout, 10.0))
+
+
 DRIVERS: dict[str, DriverFactory] = {
-    "manual": lambda reactor, settings=DEFAULT_SETTINGS: ManualDriver(reactor),
-    "wol": lambda reactor, settings=DEFAULT_SETTINGS: WakeOnLanDriver(
-        reactor, settings.wol_interfaces, settings.wol_port
-    ),
-    "virsh": lambda reactor, settings=DEFAULT_SETTINGS: VirshDriver(reactor, settings.timeout),
-    "ipmi": lambda reactor, settings=DEFAULT_SETTINGS: IPMIDriver(reactor, settings.timeout),
-    "redfish": lambda reactor, settings=DEFAULT_SETTINGS: RedfishDriver(reactor, settings.timeout),
-    "webhook": lambda reactor, settings=DEFAULT_SETTINGS: WebhookDriver(reactor, settings.timeout),
-    "qmp": lambda reactor, settings=DEFAULT_SETTINGS: QMPDriver(
-        reactor, min(settings.timeout, 10.0)
-    ),
+    "manual": _manual,
+    "wol": _wol,
+    "virsh": _virsh,
+    "ipmi": _ipmi,
+    "redfish": _redfish,
+    "webhook": _webhook,
+    "qmp": _qmp,
 }
 
 

@@ -24,7 +24,8 @@ from twisted.logger import Logger
 from netboot.power import registry
 from netboot.power.base import PowerDriver, PowerState, bmc_key
 from netboot.power.poller import PollTarget, PowerPoller
-from netboot.power.queue import PowerEvent, PowerQueue, QueuedDriver, RetryPolicy
+from netboot.power.queue import PowerEvent, PowerQueue, QueuedDriver
+from netboot.power.settings import PowerConfig
 
 log = Logger(namespace="netboot.power")
 
@@ -39,23 +40,32 @@ class PowerService(service.Service):
         store: Any,
         reactor: Any,
         clock: Callable[[], float] = time.time,
-        settings: registry.PowerSettings = registry.DEFAULT_SETTINGS,
-        policy: RetryPolicy = RetryPolicy(),  # noqa: B008 (frozen)
-        interval: float = 300.0,
+        config: PowerConfig = PowerConfig(),  # noqa: B008 (frozen)
+        drivers: Callable[[str], PowerDriver] | None = None,
     ) -> None:
         self.store = store
         self.reactor = reactor
         self.clock = clock
-        self.settings = settings
-        self.queue = PowerQueue(reactor, policy, on_event=self._record_event)
+        self.config = config
+        self.settings = config.drivers
+        self._drivers = drivers
+        self.queue = PowerQueue(reactor, config.retry, on_event=self._record_event)
         self.poller = PowerPoller(
-            reactor, self.queue, self._targets, self._driver, self._record_state, interval
+            reactor,
+            self.queue,
+            self._targets,
+            self._driver,
+            self._record_state,
+            interval=config.poll_interval or 300.0,
+            concurrency=config.poll_concurrency,
         )
         self._nodes_by_bmc: dict[str, str] = {}
 
     # -- NodeActions' lookup --------------------------------------------------------------
 
     def _driver(self, power_type: str) -> PowerDriver:
+        if self._drivers is not None:  # injected (tests)
+            return self._drivers(power_type)
         return registry.driver_for(power_type, self.reactor, self.settings)
 
     def lookup(self, power_type: str) -> PowerDriver:
@@ -87,7 +97,8 @@ class PowerService(service.Service):
 
     def startService(self) -> None:  # noqa: N802 (twisted API name)
         super().startService()
-        self.poller.start(now=False)
+        if self.config.poll_interval > 0:
+            self.poller.start(now=False)
 
     def stopService(self):  # noqa: N802 (twisted API name)
         self.poller.stop()

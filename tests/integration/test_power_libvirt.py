@@ -8,6 +8,8 @@ PowerError that holds up nothing else, and that marks the node in the store.
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -295,3 +297,55 @@ def test_failures_mark_the_node_with_a_clear_power_error(rx, vbmc, tmp_path: Pat
         )
     finally:
         store.close()
+
+
+# -- the operator's command line ------------------------------------------------------
+
+
+def netboot_cli(config: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "netboot.cli", "--config", str(config), "power", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_netboot_power_cli_checks_sets_and_drives_a_node(libvirtd, vbmc, tmp_path: Path):
+    config = tmp_path / "netboot.toml"
+    config.write_text(
+        f'server_address = "127.0.0.1"\nstate_dir = "{tmp_path}/state"\n'
+        f'boot_dir = "{tmp_path}/boot"\n[power]\ntimeout = {TIMEOUT:g}\nattempts = 1\n'
+    )
+    virsh = [f"power_address={libvirtd.uri}", "power_id=nb-virsh"]
+    libvirtd.set_active("nb-virsh", False)
+
+    ok = netboot_cli(config, "check", "virsh", *virsh)
+    assert ok.returncode == 0 and ok.stdout.strip() == (
+        "ok: virsh: the BMC answered, power is off"
+    ), ok.stderr
+    refused = netboot_cli(
+        config, "check", "ipmi", f"power_address={vbmc.address}", "power_user=admin", "power_pass=x"
+    )
+    assert refused.returncode == 1
+    assert f"failed: BMC {vbmc.address} refused the credentials" in refused.stdout
+    malformed = netboot_cli(
+        config, "check", "ipmi", "power_address=10.0.0.300", "power_user=a", "power_pass=b"
+    )
+    assert malformed.returncode == 2 and "invalid power parameter power_address" in malformed.stderr
+
+    store = SQLiteStore(tmp_path / "state" / "netboot.sqlite3")
+    try:
+        node = create_node(store, macs=("52:54:00:00:08:09",), now=time.time(), actor="test")
+    finally:
+        store.close()
+    stored = netboot_cli(config, "set", node.hostname, "virsh", *virsh, "power_pass=libvirt-pw")
+    assert stored.returncode == 0, stored.stderr
+    assert "libvirt-pw" not in stored.stdout and "********" in stored.stdout
+    assert netboot_cli(config, "on", node.hostname).returncode == 0
+    assert libvirtd.is_active("nb-virsh")
+    query = netboot_cli(config, "query", node.system_id)
+    assert query.returncode == 0 and query.stdout.strip().endswith(": on")
+    assert netboot_cli(config, "off", node.hostname).returncode == 0
+    assert not libvirtd.is_active("nb-virsh")
