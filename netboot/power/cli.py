@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-import time
 from typing import Any
 
 from netboot.config import Config
@@ -132,14 +131,10 @@ def _set(
     if not args.no_check and _check(cfg, power_type, cleaned) != 0:
         print("netboot: not stored (use --no-check to store anyway)", file=sys.stderr)
         return 1
-    store.update_node(
-        node.system_id,
-        {"power_type": power_type, "power_parameters": cleaned},
-        time.time(),
-        _actor(),
-        "power-config",
-        f"power type {power_type}",
-    )
+    from netboot.nodes.actions import NodeActions
+
+    actions = NodeActions(store, lambda name: registry.driver_for(name, None))
+    actions.set_power(node.system_id, _actor(), power_type, cleaned)
     shown = registry.public_parameters(power_type, cleaned)
     print(f"{node.hostname} ({node.system_id}): power {power_type} {shown}")
     return 0
