@@ -43,7 +43,8 @@ def build_site(
     root.putChild(b"api", api)
     api.putChild(b"enlist", EnlistResource(store, clock))
     api.putChild(b"nodes", NodesResource(store))
-    root.putChild(b"ui", build_ui(store, boot_dir, clock, reactor, actions))
+    cache = ImageCache(deploy.images_dir) if deploy is not None else None
+    root.putChild(b"ui", build_ui(store, boot_dir, clock, reactor, actions, images=cache))
     if actions is not None:
         root.putChild(b"MAAS", maas_root(actions))
         root.putChild(b"metadata", MetadataResource(actions))

@@ -22,6 +22,8 @@ from twisted.web.test.requesthelper import DummyChannel
 from netboot.dhcp.leases import Binding, State
 from netboot.http.ui import build_ui
 from netboot.http.ui.auth import hash_password
+from netboot.images.cache import ImageVersion
+from netboot.images.manifest import FileEntry, Manifest
 from netboot.metrics import Metrics
 from netboot.nodes.actions import NodeActions
 from netboot.nodes.inventory import parse_enlist_body
@@ -54,6 +56,15 @@ class FakePower:
 
     def query(self, params):
         raise AssertionError("manual power cannot query")
+
+
+class FakeImageCache:
+    """ImageCache's read side: one current deploy image."""
+
+    def images(self) -> list[ImageVersion]:
+        files = (FileEntry("root.tar.xz", "ef" * 32, 300 << 20),)
+        manifest = Manifest("deploy", "bookworm", "20260101", "amd64", files, {})
+        return [ImageVersion(manifest, Path("/nowhere"), True)]
 
 
 @dataclass
@@ -143,7 +154,9 @@ def site(store, power, fake_boot_dir):
     build_site mounts them; the other areas have their own tests."""
     actions = NodeActions(store, lambda power_type: power, clock=lambda: 5000.0)
     root = resource.Resource()
-    root.putChild(b"ui", build_ui(store, fake_boot_dir, lambda: 5000.0, None, actions))
+    images = FakeImageCache()
+    ui = build_ui(store, fake_boot_dir, lambda: 5000.0, None, actions, images=images)
+    root.putChild(b"ui", ui)
     root.putChild(b"", util.Redirect(b"/ui/"))
     return Metrics(store, lambda: 5000.0, process=False).site(root)
 
@@ -355,12 +368,30 @@ def test_unknown_node_and_page_are_404(site):
     assert client.get("/ui/nosuchpage").code == 404
 
 
-def test_images_page_lists_boot_files_with_sha256(site, fake_boot_dir):
+def test_images_page_lists_boot_files_and_the_image_cache(site, fake_boot_dir):
     import hashlib
 
     page = logged_in(site).get("/ui/images").body
     digest = hashlib.sha256((fake_boot_dir / "vmlinuz").read_bytes()).hexdigest()
     assert "vmlinuz" in page and digest in page
+    assert "deploy/bookworm/20260101" in page and "300.0 MiB" in page and "ef" * 32 in page
+
+
+def test_deploy_button_offers_the_cached_releases_and_deploys_one(site, store, power):
+    system_id = enlist(store, "52:54:00:00:00:01")
+    store.transition(system_id, NodeStatus.COMMISSIONING, 1.0, "test", "seed")
+    store.transition(system_id, NodeStatus.READY, 2.0, "test", "seed")
+    client = logged_in(site)
+    page = client.get(f"/ui/nodes/{system_id}")
+    assert '<option value="bookworm">bookworm</option>' in page.body
+    r = client.post(
+        f"/ui/nodes/{system_id}",
+        {"action": "deploy", "distro_series": "bookworm", "csrf_token": csrf_of(page)},
+    )
+    assert r.code == 303
+    node = store.node(system_id)
+    assert node.status is NodeStatus.DEPLOYING
+    assert (node.owner, node.distro_series) == ("admin", "bookworm")
 
 
 def test_leases_page_lists_leases_from_the_dhcp_lease_table(site, store):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from ipaddress import IPv4Address
+from pathlib import Path
 
 import pytest
 
@@ -13,13 +14,17 @@ from netboot.http.ui.images import HashCache, list_boot_files
 from netboot.http.ui.views import (
     TONES,
     available_actions,
+    deploy_releases,
     event_rows,
     filter_nodes,
     human_bytes,
+    image_rows,
     lease_rows,
     parse_status_filter,
     status_classes,
 )
+from netboot.images.cache import ImageVersion
+from netboot.images.manifest import FileEntry, Manifest
 from netboot.nodes.lifecycle import NodeStatus
 from netboot.store.models import Event, Node
 
@@ -210,3 +215,35 @@ def test_boot_file_listing_is_bounded_and_reports_a_missing_dir(tmp_path):
     assert len(listing.files) == 3 and listing.truncated
     missing = list_boot_files(tmp_path / "nope", HashCache())
     assert missing.files == () and "not a directory" in (missing.error or "")
+
+
+def cached(kind: str, name: str, version: str, current: bool, **extra) -> ImageVersion:
+    files = (FileEntry("vmlinuz", "ab" * 32, 1000), FileEntry("root.tar.xz", "cd" * 32, 5000))
+    manifest = Manifest(kind, name, version, "amd64", files, extra)
+    return ImageVersion(manifest, Path("/nowhere"), current)
+
+
+def test_image_rows_current_first_with_sizes_and_hashes():
+    rows = image_rows(
+        [
+            cached("deploy", "bookworm", "20260101", False),
+            cached("deploy", "bookworm", "20260201", True),
+            cached("boot", "enlist", "1", True),
+        ]
+    )
+    assert [r["ref"] for r in rows] == [
+        "boot/enlist/1",
+        "deploy/bookworm/20260201",
+        "deploy/bookworm/20260101",
+    ]
+    assert rows[0]["size"] == 6000
+    assert rows[0]["files"][0] == ("vmlinuz", 1000, "ab" * 32)
+
+
+def test_deploy_offers_current_deploy_images_by_name_and_release():
+    images = [
+        cached("deploy", "debian-12", "1", True, release="bookworm"),
+        cached("deploy", "trixie", "1", False),  # not current: not offered
+        cached("boot", "enlist", "1", True),
+    ]
+    assert deploy_releases(images) == ["bookworm", "debian-12"]

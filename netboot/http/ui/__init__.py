@@ -22,9 +22,11 @@ def build_ui(
     clock: Callable[[], float],
     reactor: Any,
     actions: Any = None,
+    images: Any = None,
 ) -> UIResource:
     """The /ui/ resource. Password checks and file hashing run in ``reactor``'s thread
-    pool; ``actions`` (a NodeActions) enables the node page's buttons."""
+    pool; ``actions`` (a NodeActions) enables the node page's buttons; ``images`` (an
+    ImageCache) lists cached images and offers their releases to Deploy."""
 
     def run_blocking(fn: Callable[..., Any], *args: Any) -> Any:
         if reactor is None:  # no reactor given (unit tests): run inline
@@ -33,7 +35,7 @@ def build_ui(
 
     from netboot.http.ui.pages import UIResource  # the web stack: only when serving
 
-    return UIResource(store, boot_dir, clock, run_blocking, actions=actions)
+    return UIResource(store, boot_dir, clock, run_blocking, actions=actions, images=images)
 
 
 __all__ = ["build_ui"]

@@ -61,6 +61,7 @@ class UIBase(resource.Resource):
         run_blocking: RunBlocking,
         actions: Any = None,
         sessions: SessionBook | None = None,
+        images: Any = None,
     ) -> None:
         super().__init__()
         self.store = store
@@ -68,6 +69,7 @@ class UIBase(resource.Resource):
         self.clock = clock
         self.run_blocking = run_blocking
         self.actions = actions  # netboot.nodes.actions.NodeActions, or None: read-only
+        self.images = images  # netboot.images.cache.ImageCache, or None: no image cache
         self.sessions = sessions or SessionBook(clock)
         self.throttle = LoginThrottle(clock)
         self.renderer = PageRenderer()

@@ -19,9 +19,11 @@ from netboot.http.ui.images import list_boot_files
 from netboot.http.ui.views import (
     ACTION_NAMES,
     available_actions,
+    deploy_releases,
     disk_rows,
     event_rows,
     filter_nodes,
+    image_rows,
     lease_rows,
     parse_status_filter,
 )
@@ -89,7 +91,7 @@ class ContentPages(UIBase):
             events=event_rows(self.store.events(system_id)),
             results=results,
             actions=available_actions(node.status) if self.actions is not None else [],
-            distros=[],
+            distros=deploy_releases(self._cached_images()),
         )
 
     def _node_action(self, request: Request, session: Session, system_id: str) -> bytes | int:
@@ -151,10 +153,22 @@ class ContentPages(UIBase):
             holding=sum(r.holding for r in rows),
         )
 
+    def _cached_images(self) -> list[Any]:
+        if self.images is None:
+            return []
+        try:
+            return self.images.images()
+        except OSError as exc:
+            log.warn("UI: cannot read the image cache: {error}", error=str(exc))
+            return []
+
     def _images(self, request: Request, session: Session) -> int:
-        d = self.run_blocking(list_boot_files, self.boot_dir, self.hashes)
-        d.addCallback(
-            lambda listing: self._page(
+        def read() -> tuple[Any, list[Any]]:  # in a thread: stats and hashes files
+            return list_boot_files(self.boot_dir, self.hashes), self._cached_images()
+
+        def show(found: tuple[Any, list[Any]]) -> bytes:
+            listing, cached = found
+            return self._page(
                 request,
                 session,
                 "images.html.j2",
@@ -163,9 +177,11 @@ class ContentPages(UIBase):
                 truncated=listing.truncated,
                 error=listing.error or "",
                 boot_dir=str(self.boot_dir),
+                cache=image_rows(cached),
+                has_cache=self.images is not None,
             )
-        )
-        return self._deferred(request, d)
+
+        return self._deferred(request, self.run_blocking(read).addCallback(show))
 
     def _alarms(self, request: Request, session: Session) -> bytes:
         available = self.store.table_exists(ALARMS_TABLE)

@@ -199,3 +199,32 @@ def available_actions(status: NodeStatus) -> list[Action]:
 ACTION_NAMES = frozenset(
     {"commission", "deploy", "release", "power_on", "power_off", "mark_broken", "mark_fixed"}
 )
+
+
+def image_rows(images: Sequence[Any]) -> list[dict]:
+    """Image cache versions (``netboot.images.cache.ImageVersion``) for the images page:
+    current ones first, then by reference."""
+    rows = [
+        {
+            "ref": image.manifest.ref,
+            "kind": image.manifest.kind,
+            "arch": image.manifest.arch,
+            "current": image.current,
+            "size": image.manifest.total_size,
+            "files": [(f.name, f.size, f.sha256) for f in image.manifest.files],
+        }
+        for image in images
+    ]
+    rows.sort(key=lambda r: (not r["current"], r["ref"]))
+    return rows
+
+
+def deploy_releases(images: Sequence[Any]) -> list[str]:
+    """What Deploy can offer: the names (and release/series) of current deploy images."""
+    names: set[str] = set()
+    for image in images:
+        m = image.manifest
+        if image.current and m.kind == "deploy":
+            names.add(m.name)
+            names.update(str(m.extra[k]) for k in ("release", "series") if m.extra.get(k))
+    return sorted(names)
