@@ -316,11 +316,17 @@ def test_juju_style_requests_and_error_codes(appliance, client):
     statuses = db_rows(appliance, "SELECT status FROM nodes WHERE system_id IN (?, ?)", a, b)
     assert statuses == [(4,), (4,)]
 
-    # Juju: allocate with agent_name (urlencoded), then list filtered by agent_name.
+    # Tags (allocate matches them), then Juju's allocate with agent_name (urlencoded) and
+    # the list filtered by agent_name.
+    code, tagged = api.call("POST", "tags/juju-gpu/", op="update_nodes", data={"add": b})
+    assert (code, tagged) == (200, {"added": 1, "removed": 0})
     code, got = api.call(
-        "POST", "machines/", op="allocate", data={"cpu_count": "3", "agent_name": "model-7"}
+        "POST",
+        "machines/",
+        op="allocate",
+        data={"cpu_count": "3", "tags": "juju-gpu", "agent_name": "model-7"},
     )
-    assert code == 200 and got["system_id"] == b
+    assert code == 200 and got["system_id"] == b and got["tag_names"] == ["juju-gpu"]
     code, mine = api.call("GET", "machines/?agent_name=model-7")
     assert [m["system_id"] for m in mine] == [b]
     code, mine = api.call("GET", f"machines/?id={a}&id={b}")
