@@ -271,7 +271,7 @@ def test_bios_and_uefi_nodes_deploy_debian_boot_from_disk_and_are_released(
         api = MaasCurl(lab.add_host("10.66.0.50/24"), app.http_base, key)
 
         flows = [Flow(spec, lab, app, api, tmp_path / spec.name) for spec in NODES]
-        threads = [threading.Thread(target=f.run, name=f.spec.name) for f in flows]
+        threads = [threading.Thread(target=f.run, name=f.spec.name, daemon=True) for f in flows]
         started = time.monotonic()
         for t in threads:
             t.start()
