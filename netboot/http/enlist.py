@@ -55,8 +55,9 @@ class EnlistResource(resource.Resource):
             mem=node.memory_mib,
             disks=len(node.disks),
         )
-        return json_response(
-            request,
-            201 if created else 200,
-            {"system_id": node.system_id, "hostname": node.hostname, "token": node.token},
-        )
+        answer = {"system_id": node.system_id, "hostname": node.hostname}
+        if created:
+            # The node's callback secret goes only to whoever created the node: a
+            # re-enlist of a known MAC must not hand out an existing node's token.
+            answer["token"] = node.token
+        return json_response(request, 201 if created else 200, answer)

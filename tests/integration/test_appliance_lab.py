@@ -154,7 +154,9 @@ def test_ipxe_script_then_enlist_creates_one_node(lab: LabNetwork, appliance):
     second = curl(host, "-w", "\n%{http_code}", "--data-binary", body, url).stdout.decode()
     assert first.endswith("201") and second.endswith("200")
     created = json.loads(first.rsplit("\n", 1)[0])
-    assert json.loads(second.rsplit("\n", 1)[0])["system_id"] == created["system_id"]
+    again = json.loads(second.rsplit("\n", 1)[0])
+    assert again["system_id"] == created["system_id"]
+    assert created["token"] and "token" not in again  # no token for a known MAC
     rows = db_rows(appliance, "SELECT system_id, hostname, status, uuid, cpu_count FROM nodes")
     assert rows == [
         (created["system_id"], created["hostname"], 0, "00112233-4455-6677-8899-aabbccddeeff", 2)
