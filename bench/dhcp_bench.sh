@@ -15,7 +15,7 @@
 # >= 99% of DORAs complete (<= 1% loss). Ends with one line per setting and peer:
 #   RATIO dhcp <setting> ours/<peer> <x.xx>      (> 1.00: ours is better)
 #
-# Knobs: DURATION (5), SETTINGS, PEERS ("kea dnsmasq"), RATES_FAST, RATES_SLOW,
+# Knobs: DURATION (5), SETTINGS, PEERS ("kea dnsmasq"), RATES_FAST, RATES_SLOW, TRIES (2),
 # LEASE_BASE (/var/tmp), PROFILE=1 (py-spy-free cProfile of ours at one rate).
 # Needs root, kea-dhcp4-server, kea-admin (perfdhcp), dnsmasq-base, gcc.
 set -euo pipefail
@@ -28,8 +28,9 @@ LEASE_BASE=${LEASE_BASE:-/var/tmp}
 DURATION=${DURATION:-5}
 SETTINGS=${SETTINGS:-"relay-1k relay-50k bcast-1k bcast-50k"}
 PEERS=${PEERS-"kea dnsmasq"}
-RATES_FAST=${RATES_FAST:-"1000 2000 3000 4000 5000 6000 7000 8000 10000"}
-RATES_SLOW=${RATES_SLOW:-"100 250 500 750 1000 1500 2000"}
+RATES_FAST=${RATES_FAST:-"500 1000 1500 2000 3000 4000 5000 6000 8000 10000"}
+RATES_SLOW=${RATES_SLOW:-"100 200 300 400 500 600 800 1000 1500"}
+TRIES=${TRIES:-2}   # a rung passes if any try completes >= 99% (a shared box is noisy)
 STOP_BELOW=${STOP_BELOW:-90}
 SRV_IP=10.77.0.1
 CLI_IP=10.77.255.254
@@ -203,14 +204,19 @@ EOF
 rec() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RESULTS"; }
 
 ladder() {   # PEER SETTING -> best rate at >= 99% completion
-    local peer=$1 setting=$2 rates=$RATES_FAST best=0 peak=0 rate
+    local peer=$1 setting=$2 rates=$RATES_FAST best=0 rate sent acks compl
     [ "$peer" = dnsmasq ] && rates=$RATES_SLOW
     for rate in $rates; do
-        run_rung "$peer" "$setting" "$rate"
-        read -r sent acks compl <<<"$RES"
-        log "$peer $setting rate $rate/s: sent=$sent acks=$acks completion=$compl%"
-        if python3 -c "import sys; sys.exit(0 if $compl >= 99.0 else 1)"; then best=$rate; fi
-        python3 -c "import sys; sys.exit(0 if $compl < $STOP_BELOW else 1)" && break
+        local top=0 try
+        for try in $(seq 1 "$TRIES"); do
+            run_rung "$peer" "$setting" "$rate"
+            read -r sent acks compl <<<"$RES"
+            log "$peer $setting rate $rate/s try $try: sent=$sent acks=$acks completion=$compl%"
+            top=$(python3 -c "print(max($top, $compl))")
+            python3 -c "import sys; sys.exit(0 if $compl >= 99.0 else 1)" && break
+        done
+        if python3 -c "import sys; sys.exit(0 if $top >= 99.0 else 1)"; then best=$rate; fi
+        python3 -c "import sys; sys.exit(0 if $top < $STOP_BELOW else 1)" && break
     done
     rec "$peer" "$setting" "$best"
     log "RESULT $peer $setting: $best DORA/s at <= 1% loss"

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from twisted.application import service
+from twisted.internet import threads
 from twisted.internet.defer import DeferredList
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -25,6 +26,7 @@ __all__ = ["DHCPService", "NodeNames"]
 
 log = Logger(namespace="netboot.dhcp")
 NAMES_REFRESH_SECONDS = 5.0
+CHECKPOINT_SECONDS = 2.0  # WAL checkpoints off the packet path (store/leases.py)
 
 
 class NodeNames:
@@ -72,6 +74,7 @@ class DHCPService(service.Service):
         self._neighbours: Neighbours | None = None
         self._rogue: RogueDetector | None = None
         self._store: LeaseStore | None = None
+        self._checkpoint: Any = None
 
     def startService(self) -> None:  # noqa: N802 (twisted API)
         cfg = self.cfg
@@ -105,6 +108,19 @@ class DHCPService(service.Service):
         refresh.clock = self.reactor
         refresh.start(NAMES_REFRESH_SECONDS, now=True)
         self._loops.append(refresh)
+        store = self._store
+
+        def checkpoint():
+            d = threads.deferToThreadPool(
+                self.reactor, self.reactor.getThreadPool(), store.checkpoint
+            ).addErrback(lambda f: log.info("WAL checkpoint failed: {f}", f=f.value))
+            self._checkpoint = d  # stopService waits for it before closing the store
+            return d
+
+        checkpoints = LoopingCall(checkpoint)
+        checkpoints.clock = self.reactor
+        checkpoints.start(CHECKPOINT_SECONDS, now=False)
+        self._loops.append(checkpoints)
         reclaim = LoopingCall(server.reclaim)
         reclaim.clock = self.reactor
         reclaim.start(cfg.reclaim_seconds, now=True)
@@ -145,6 +161,8 @@ class DHCPService(service.Service):
         if self._prober is not None:
             self._prober.close()
         waits = self._close_ports()
+        if self._checkpoint is not None and not self._checkpoint.called:
+            waits.append(self._checkpoint)
         if self.server is not None:
             waits.append(self.server.committer.stop())
 
