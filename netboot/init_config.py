@@ -35,7 +35,9 @@ __all__ = [
 ]
 
 RESOLV_CONFS = (Path("/etc/resolv.conf"), Path("/run/systemd/resolve/resolv.conf"))
-PROBE_SECONDS = 3.0
+# Long enough for servers that ping-check an address before offering it (dnsmasq
+# waits up to 3 s, ISC dhcpd 1 s), short enough for an interactive command.
+PROBE_SECONDS = 6.0
 
 
 class InitError(Exception):

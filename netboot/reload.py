@@ -14,6 +14,7 @@ that does not exist, a port in use), everything is rolled back to the old servic
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,17 +52,29 @@ def plan_reload(running: Mapping[str, Any], desired: Mapping[str, Any]) -> Reloa
 
 
 def service_keys(cfg: Config, names: list[str]) -> dict[str, Any]:
-    """The configuration slice each named child of the tree depends on. A child this
-    table does not know depends on the whole configuration (restarted on any change)."""
+    """The configuration slice each named child of the tree depends on.
+
+    The protocol listeners are self-contained: DHCP, TFTP and DNS depend on their own
+    tables plus what goes into boot answers (server address, HTTP port, [boot]). Every
+    other child -- HTTP, power, the lifecycle checker, services added later -- shares
+    objects with the others (node actions, power queue), so it depends on the rest of
+    the configuration and restarts whenever anything outside [dhcp]/[tftp]/[dns] changes.
+    Restarting one is safe (listening sockets close, accepted connections go on); keeping
+    one that should have restarted would serve stale settings.
+    """
     base = (cfg.server_address, cfg.http.port, cfg.boot)  # -> http_base_url, boot choice
     table: dict[str, Any] = {
-        "http": (base, cfg.http, cfg.boot_dir),
         "tftp": (base, cfg.tftp, cfg.boot_dir),
         "dhcp": (base, cfg.dhcp, cfg.state_dir),
         "dns": (cfg.server_address, getattr(cfg, "dns", None)),  # DNSConfig is resolved
-        "node-timeouts": (),  # the lifecycle deadline checker: store only
     }
-    return {name: table.get(name, cfg) for name in names}
+    rest = _without(cfg, "dhcp", "tftp", "dns")
+    return {name: table.get(name, rest) for name in names}
+
+
+def _without(cfg: Config, *names: str) -> Config:
+    present = {f.name for f in dataclasses.fields(cfg)}
+    return dataclasses.replace(cfg, **{n: None for n in names if n in present})
 
 
 def reload_refusal(old: Config, new: Config) -> str | None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from netboot.lab.netns import LabNetwork
+from tests.integration.foreign_dhcp import start_dnsmasq
 
 PROBE = Path(__file__).with_name("dhcp_probe.py")
 pytestmark = pytest.mark.netns
@@ -83,31 +84,7 @@ def test_init_refuses_an_interface_that_does_not_exist(lab: LabNetwork, tmp_path
 
 
 def test_init_refuses_when_a_foreign_dhcp_server_answers(lab: LabNetwork, tmp_path: Path):
-    foreign = lab.add_host("10.66.0.9/24")
-    dnsmasq_log = tmp_path / "dnsmasq.log"
-    with open(dnsmasq_log, "wb") as f:
-        foreign.popen(
-            [
-                "dnsmasq",
-                "--keep-in-foreground",
-                "--conf-file=/dev/null",
-                "--port=0",
-                "--interface=eth0",
-                "--bind-interfaces",
-                "--dhcp-range=10.66.0.50,10.66.0.60,255.255.255.0,2m",
-                f"--dhcp-leasefile={tmp_path / 'dnsmasq.leases'}",
-                "--pid-file",  # no pid file
-                "--user=root",
-                "--log-facility=-",
-                "--log-dhcp",
-            ],
-            stdout=f,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 20
-    while "DHCP, IP range" not in dnsmasq_log.read_text():
-        assert time.monotonic() < deadline, dnsmasq_log.read_text()
-        time.sleep(0.1)
+    start_dnsmasq(lab.add_host("10.66.0.9/24"), tmp_path)
     prov = lab.add_host("10.66.0.10/24")
     out = tmp_path / "netboot.toml"
     result = init(prov, out, tmp_path)

@@ -18,6 +18,7 @@ import pytest
 
 from netboot.lab.appliance import LabAppliance
 from netboot.lab.netns import LabNetwork
+from tests.integration.foreign_dhcp import start_dnsmasq
 
 HERE = Path(__file__).parent
 PROBE = HERE / "dhcp_probe.py"
@@ -80,6 +81,29 @@ def test_status_after_stop_says_not_running_and_exits_1(lab: LabNetwork, applian
     assert code == 1
     assert doc["healthy"] is False
     assert any("not running" in p for p in doc["problems"]), doc["problems"]
+
+
+def test_status_lists_rogue_dhcp_alarms(lab: LabNetwork, fake_boot_dir: Path, tmp_path: Path):
+    # A foreign server already on the segment when netboot starts: its start-up probe
+    # (netboot/dhcp/rogue.py) records an alarm, and `netboot status` shows it.
+    # --no-ping: the appliance's periodic probe listens 2 s, dnsmasq's ping check takes 3.
+    start_dnsmasq(lab.add_host("10.66.0.9/24"), tmp_path, ping=False)
+    app = LabAppliance(lab, tmp_path / "appliance", fake_boot_dir).start()
+    try:
+        app.wait_ready()
+        deadline = time.monotonic() + 60
+        while True:
+            code, doc = status(app)
+            if doc["store"].get("alarms") or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        alarms = doc["store"]["alarms"]
+        assert alarms, f"no alarm after 60s:\n{app.log_text()}"
+        assert alarms[0]["kind"] == "rogue-dhcp" and alarms[0]["server_ip"] == "10.66.0.9"
+        text = app.netboot("status").stdout
+        assert "alarms: " in text and "another DHCP server 10.66.0.9" in text, text
+    finally:
+        app.stop()
 
 
 def test_sighup_with_a_bad_config_is_refused_and_the_old_one_keeps_serving(

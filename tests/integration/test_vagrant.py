@@ -20,7 +20,12 @@ from tests.conftest import REPO
 def _vagrant(args: list[str], home: Path, cwd: Path) -> subprocess.CompletedProcess:
     if shutil.which("vagrant") is None:
         pytest.fail("vagrant is not installed: `make deps` installs vagrant and vagrant-libvirt")
-    env = {**os.environ, "VAGRANT_HOME": str(home), "VAGRANT_CHECKPOINT_DISABLE": "1"}
+    env = {
+        **os.environ,
+        "VAGRANT_HOME": str(home),
+        "VAGRANT_DOTFILE_PATH": str(home / "dotfile"),  # not vagrant/.vagrant in the tree
+        "VAGRANT_CHECKPOINT_DISABLE": "1",
+    }
     return subprocess.run(
         ["vagrant", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
     )

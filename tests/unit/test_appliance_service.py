@@ -102,22 +102,29 @@ def _cfg(range_end: str = "10.66.0.199", state_dir: str = "/var/lib/netboot", **
     return parse_config(raw)
 
 
+NAMES = ["http", "tftp", "dhcp", "dns", "power", "node-timeouts"]
+
+
 def test_a_new_dhcp_range_touches_only_dhcp():
-    names = ["http", "tftp", "dhcp", "dns", "node-timeouts"]
-    plan = plan_reload(service_keys(_cfg(), names), service_keys(_cfg("10.66.0.150"), names))
+    plan = plan_reload(service_keys(_cfg(), NAMES), service_keys(_cfg("10.66.0.150"), NAMES))
     assert plan.start == ("dhcp",)
-    assert set(plan.keep) == {"http", "tftp", "dns", "node-timeouts"}
+    assert set(plan.keep) == {"http", "tftp", "dns", "power", "node-timeouts"}
 
 
 def test_a_new_http_port_restarts_everything_that_hands_out_urls():
-    names = ["http", "tftp", "dhcp", "dns"]
-    plan = plan_reload(service_keys(_cfg(), names), service_keys(_cfg(port=8080), names))
-    assert set(plan.start) == {"http", "tftp", "dhcp"} and plan.keep == ("dns",)
+    plan = plan_reload(service_keys(_cfg(), NAMES), service_keys(_cfg(port=8080), NAMES))
+    assert set(plan.start) == {"http", "tftp", "dhcp", "power", "node-timeouts"}
+    assert plan.keep == ("dns",)
 
 
-def test_an_unknown_named_service_restarts_on_any_change():
-    keys = service_keys(_cfg(), ["someday"]), service_keys(_cfg("10.66.0.150"), ["someday"])
-    assert plan_reload(*keys).start == ("someday",)
+def test_services_outside_the_protocol_tables_restart_on_other_changes():
+    # [power], [lifecycle], [images]... are shared through node actions: restart together.
+    old, new = _cfg(), _cfg(state_dir="/srv/elsewhere")
+    plan = plan_reload(
+        service_keys(old, NAMES + ["someday"]), service_keys(new, NAMES + ["someday"])
+    )
+    assert set(plan.start) == {"http", "dhcp", "power", "node-timeouts", "someday"}
+    assert set(plan.keep) == {"tftp", "dns"}
 
 
 def test_moving_the_store_needs_a_restart():
