@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 from io import BytesIO
 from ipaddress import IPv4Address
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from twisted.internet import defer
 from twisted.web import resource, util
 from twisted.web.server import Request
@@ -453,3 +455,26 @@ def test_root_redirects_to_the_ui_and_css_is_public(site):
     assert client.get("/").header("location") == "/ui/"
     css = client.get("/ui/static/ui.css")
     assert css.code == 200 and ".tone-ready" in css.body
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    logged=st.booleans(),
+    method=st.sampled_from(["GET", "POST", "HEAD", "PUT", "DELETE"]),
+    segments=st.lists(st.text(min_size=0, max_size=12), max_size=4),
+    form=st.dictionaries(
+        st.sampled_from(["action", "csrf_token", "username", "password", "next", "q", "x"]),
+        st.text(max_size=40),
+        max_size=4,
+    ),
+)
+def test_random_requests_never_crash_the_ui(site, logged, method, segments, form):
+    path = "/ui/" + "/".join(quote(s, safe="") for s in segments)
+    site.resource.children[b"ui"].throttle._failures.clear()  # examples share the site
+    client = logged_in(site) if logged else Client(site)
+    if logged and form.get("csrf_token") == "":
+        form["csrf_token"] = csrf_of(client.get("/ui/"))  # sometimes a valid token
+    response = client.request(method, path, form if method == "POST" else None)
+    assert response.code in {200, 303, 400, 401, 403, 404, 405, 429}, (path, response.body)

@@ -8,6 +8,8 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from netboot.dhcp.leases import Binding, State
 from netboot.http.ui.images import HashCache, list_boot_files
@@ -247,3 +249,12 @@ def test_deploy_offers_current_deploy_images_by_name_and_release():
         cached("boot", "enlist", "1", True),
     ]
     assert deploy_releases(images) == ["bookworm", "debian-12"]
+
+
+@given(st.text(max_size=40))
+def test_filters_take_any_text_without_crashing(text):
+    filter_nodes(NODES, text)  # any query: a (possibly empty) list
+    try:
+        parse_status_filter(text)
+    except ValueError as exc:
+        assert "unknown status" in str(exc)
