@@ -98,7 +98,7 @@ async def dhcp(mux: DHCPMux, transport, i: int, ipxe: bool = False) -> tuple[str
         ack = await exchange(transport, queue, request, 5)
         if ack is None:
             return None
-        file = ack[4].get(67, b"").decode() or ack[3][4:].decode()
+        file = (ack[4].get(67, b"").rstrip(b"\0") or ack[3][4:]).decode()
         return socket.inet_ntoa(ack[2]), socket.inet_ntoa(ack[3][:4]), file
     finally:
         del mux.waiters[xid]
@@ -226,12 +226,16 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, required=True)
     parser.add_argument("--deadline", type=float, default=900.0)
+    parser.add_argument("--interface", required=True, help="where DHCP broadcasts go out")
     args = parser.parse_args()
     loop = asyncio.get_running_loop()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    # Limited broadcast (255.255.255.255) needs an interface: the namespace has no default
+    # route, so the DHCP socket is tied to the client interface as firmware's would be.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, args.interface.encode())
     sock.bind(("0.0.0.0", 68))
     transport, mux = await loop.create_datagram_endpoint(DHCPMux, sock=sock)
     result: dict = {"done": [], "failed": []}
