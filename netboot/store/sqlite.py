@@ -167,7 +167,11 @@ class SQLiteStore(NodeLifecycleStore, UsersMixin, DNSStoreMixin, DeployStoreMixi
 
     def nodes(self) -> list[Node]:
         rows = self._db.execute("SELECT * FROM nodes ORDER BY hostname").fetchall()
-        return [self._node(r) for r in rows]
+        # All MACs in one query, not one per node (the UI lists 1,000+ nodes).
+        macs: dict[str, list[str]] = {}
+        for mac, system_id in self._db.execute("SELECT mac, system_id FROM node_macs ORDER BY mac"):
+            macs.setdefault(system_id, []).append(mac)
+        return [self._node(r, tuple(macs.get(r["system_id"], ()))) for r in rows]
 
     def events(self, system_id: str) -> list[Event]:
         rows = self._db.execute(
@@ -186,13 +190,15 @@ class SQLiteStore(NodeLifecycleStore, UsersMixin, DNSStoreMixin, DeployStoreMixi
             for r in rows
         ]
 
-    def _node(self, row: sqlite3.Row) -> Node:
-        macs = tuple(
-            r[0]
-            for r in self._db.execute(
-                "SELECT mac FROM node_macs WHERE system_id = ? ORDER BY mac", (row["system_id"],)
+    def _node(self, row: sqlite3.Row, macs: tuple[str, ...] | None = None) -> Node:
+        if macs is None:
+            macs = tuple(
+                r[0]
+                for r in self._db.execute(
+                    "SELECT mac FROM node_macs WHERE system_id = ? ORDER BY mac",
+                    (row["system_id"],),
+                )
             )
-        )
         return Node(
             system_id=row["system_id"],
             hostname=row["hostname"],

@@ -345,6 +345,19 @@ def test_node_list_shows_status_colours_and_filters(site, store):
     assert "unknown status" in client.get("/ui/?status=nonsense").body
 
 
+def test_node_list_pages_past_one_hundred_rows(site, store):
+    for i in range(101):
+        enlist(store, f"52:54:00:00:{i >> 8:02x}:{i & 255:02x}")
+    client = logged_in(site)
+    first = client.get("/ui/").body
+    assert first.count("<tr data-system-id=") == 100
+    assert "1&ndash;100 of 101 (page 1 of 2)" in first
+    assert 'href="/ui/?q=&amp;status=&amp;page=2" rel="next"' in first
+    second = client.get("/ui/?q=&status=&page=2").body
+    assert second.count("<tr data-system-id=") == 1
+    assert 'rel="prev"' in second and 'rel="next"' not in second
+
+
 def test_node_page_shows_inventory_events_and_commissioning_output(site, store):
     system_id = enlist(store, "52:54:00:00:00:01")
     store.add_script_result(system_id, "10-lshw", 0, b"<lshw output>", 3.0)

@@ -22,6 +22,7 @@ from netboot.http.ui.views import (
     human_bytes,
     image_rows,
     lease_rows,
+    paginate,
     parse_status_filter,
     status_classes,
 )
@@ -258,3 +259,22 @@ def test_filters_take_any_text_without_crashing(text):
         parse_status_filter(text)
     except ValueError as exc:
         assert "unknown status" in str(exc)
+
+
+@pytest.mark.parametrize(
+    ("count", "requested", "number", "pages", "first"),
+    [
+        (0, "", 1, 1, None),
+        (250, "", 1, 3, 0),
+        (250, "2", 2, 3, 100),
+        (250, "3", 3, 3, 200),
+        (250, "99", 3, 3, 200),  # past the end: the last page
+        (250, "-4", 1, 3, 0),
+        (250, "two", 1, 3, 0),
+    ],
+)
+def test_paginate_clamps_the_requested_page(count, requested, number, pages, first):
+    page = paginate(list(range(count)), requested)
+    assert (page.number, page.pages, page.total) == (number, pages, count)
+    assert (page.items[0] if page.items else None) == first
+    assert len(page.items) == min(100, max(0, count - (number - 1) * 100))

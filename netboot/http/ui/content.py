@@ -7,7 +7,7 @@ import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from twisted.internet import defer
 from twisted.python.failure import Failure
@@ -25,6 +25,7 @@ from netboot.http.ui.views import (
     filter_nodes,
     image_rows,
     lease_rows,
+    paginate,
     parse_status_filter,
 )
 from netboot.nodes.actions import (
@@ -49,12 +50,17 @@ class ContentPages(UIBase):
         except ValueError as exc:
             status, filter_error = None, str(exc)
         counts = Counter(n.status for n in nodes)
+        page = paginate(filter_nodes(nodes, query, status), arg(request, "page"))
+        link = {"q": query, "status": status.name.lower() if status is not None else ""}
         return self._page(
             request,
             session,
             "nodes.html.j2",
             section="/ui/",
-            nodes=filter_nodes(nodes, query, status),
+            nodes=page.items,
+            page=page,
+            matched=page.total,
+            page_link=lambda number: "/ui/?" + urlencode({**link, "page": number}),
             total=len(nodes),
             query=query,
             selected_status=status,

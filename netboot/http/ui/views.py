@@ -228,3 +228,30 @@ def deploy_releases(images: Sequence[Any]) -> list[str]:
             names.add(m.name)
             names.update(str(m.extra[k]) for k in ("release", "series") if m.extra.get(k))
     return sorted(names)
+
+
+PAGE_SIZE = 100  # node rows per page: rendering 1,000 rows would hold the reactor ~0.2 s
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[Any]
+    number: int  # 1-based
+    pages: int
+    total: int
+
+    @property
+    def first_index(self) -> int:
+        return (self.number - 1) * PAGE_SIZE + 1 if self.total else 0
+
+
+def paginate(items: Sequence[Any], requested: str, size: int = PAGE_SIZE) -> Page:
+    """The ``requested`` page (1-based; anything unparseable or out of range is clamped)."""
+    pages = max(1, -(-len(items) // size))
+    try:
+        number = int(requested)
+    except ValueError:
+        number = 1
+    number = min(max(number, 1), pages)
+    start = (number - 1) * size
+    return Page(list(items[start : start + size]), number, pages, len(items))
