@@ -9,6 +9,7 @@ answering. Real clients: tftp-hpa, curl, atftp.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -233,3 +234,34 @@ def test_tftp_worker_processes_share_the_port_and_serve_dynamic_files(
     while Path(f"/proc/{worker_pid}").exists():
         assert time.monotonic() < deadline, "TFTP worker outlived netboot serve"
         time.sleep(0.1)
+
+
+def test_dhcp_answers_follow_the_boot_table_per_firmware(lab: LabNetwork, tmp_path: Path) -> None:
+    """arm64 is checked at the DHCP level only (no arm64 firmware run in CI: TCG is slow)."""
+    app = LabAppliance(lab, tmp_path / "app", tmp_path)
+    app.config_path.write_text(
+        app.config_path.read_text() + '\n[boot]\nbios_loader = "pxelinux"\nuefi_loader = "shim"\n'
+    )
+    app.start()
+    try:
+        app.wait_ready()
+        host = lab.add_host()
+        probe = Path(__file__).with_name("dhcp_probe.py")
+
+        def offer(arch: int, vendor: str) -> dict:
+            args = [sys.executable, str(probe), "--arch", str(arch), "--vendor-class", vendor]
+            result = host.run(args, timeout=30)
+            assert result.returncode == 0, result.stdout + result.stderr
+            return json.loads(result.stdout)
+
+        arm64 = offer(11, "PXEClient:Arch:00011:UNDI:003000")
+        assert (arm64["file"], arm64["siaddr"]) == ("grubaa64.efi", SERVER)
+        assert offer(7, "PXEClient:Arch:00007:UNDI:003000")["file"] == "bootx64.efi"
+        assert offer(0, "PXEClient:Arch:00000:UNDI:002001")["file"] == "lpxelinux.0"
+        http = offer(16, "HTTPClient:Arch:00016:UNDI:003000")
+        assert http["options"]["vendor_class_id"] == "HTTPClient"
+        assert http["options"]["boot-file-name"] == f"http://{SERVER}:5248/boot/files/ipxe.efi"
+        arm64_http = offer(19, "HTTPClient:Arch:00019:UNDI:003000")
+        assert "boot-file-name" not in arm64_http["options"] and not arm64_http["file"]
+    finally:
+        app.stop()
