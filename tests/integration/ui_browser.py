@@ -46,7 +46,7 @@ class Browser:
     browser context)."""
 
     def __init__(
-        self, popen: Callable[..., subprocess.Popen], workdir: Path, timeout: float = 30
+        self, popen: Callable[..., subprocess.Popen], workdir: Path, timeout: float = 60
     ) -> None:
         self.timeout = timeout
         workdir.mkdir(parents=True, exist_ok=True)
