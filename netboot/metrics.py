@@ -31,7 +31,7 @@ log = Logger(namespace="netboot.metrics")
 
 # First path segments counted under their own name; anything else is "other", so a
 # scanner walking random URLs cannot blow up the label set.
-HTTP_AREAS = frozenset({"boot", "api", "MAAS", "ui", "metrics", "preseeds", "images"})
+HTTP_AREAS = frozenset({"boot", "api", "MAAS", "metadata", "ui", "metrics", "preseeds", "images"})
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 
 
@@ -174,8 +174,10 @@ class Metrics:
 
     # -- hand-over from service.py -----------------------------------------------------
 
-    def add_dhcp(self, interface: str, stats: Mapping[str, int]) -> None:
-        self.sources.dhcp[interface] = stats
+    def add_dhcp(self, interfaces: str, stats: Mapping[str, int]) -> None:
+        """The DHCP service's counters (one service per process: a reload that changes
+        its interfaces replaces the old series instead of freezing it)."""
+        self.sources.dhcp = {interfaces: stats}
 
     def add_tftp(self, name: str, stats: Any) -> None:
         self.sources.tftp[name] = stats

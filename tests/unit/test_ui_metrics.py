@@ -92,3 +92,38 @@ def test_a_failing_store_read_costs_only_its_own_gauges():
     got = samples(Metrics(FakeStore(broken_leases=True), lambda: 0.0, process=False))
     assert got[("netboot_nodes", (("status", "new"),))] == 3
     assert not any(name.startswith("netboot_dhcp_leases") for name, _ in got)
+
+
+def test_a_reloaded_dhcp_service_replaces_the_old_interface_series():
+    metrics = Metrics(FakeStore(), lambda: 0.0, process=False)
+    metrics.add_dhcp("br0", Counter(sent_offer=5))
+    metrics.add_dhcp("br0,br1", Counter(sent_offer=1))
+    got = samples(metrics)
+    assert (
+        "netboot_dhcp_messages_total",
+        (("interface", "br0"), ("outcome", "sent_offer")),
+    ) not in got
+    assert (
+        got[("netboot_dhcp_messages_total", (("interface", "br0,br1"), ("outcome", "sent_offer")))]
+        == 1
+    )
+
+
+def test_http_requests_are_counted_by_area_with_a_bounded_label_set():
+    metrics = Metrics(FakeStore(), lambda: 0.0, process=False)
+
+    class Req:
+        def __init__(self, path: bytes, method: bytes = b"GET", code: int = 200) -> None:
+            self.path, self.method, self.code, self.sentLength = path, method, code, 10
+
+    for path in (b"/ui/", b"/ui/nodes/x", b"/MAAS/api/2.0/", b"/", b"/wp-admin/x", b"/etc/passwd"):
+        metrics.observe_request(Req(path))
+    metrics.observe_request(Req(b"/ui/", b"BREW", 405))
+    got = samples(metrics)
+    count = "netboot_http_requests_total"
+    assert got[(count, (("area", "ui"), ("code", "200"), ("method", "GET")))] == 2
+    assert got[(count, (("area", "MAAS"), ("code", "200"), ("method", "GET")))] == 1
+    assert got[(count, (("area", "root"), ("code", "200"), ("method", "GET")))] == 1
+    assert got[(count, (("area", "other"), ("code", "200"), ("method", "GET")))] == 2
+    assert got[(count, (("area", "ui"), ("code", "405"), ("method", "other")))] == 1
+    assert got[("netboot_http_response_bytes_total", (("area", "ui"),))] == 30
