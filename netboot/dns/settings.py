@@ -143,9 +143,11 @@ def parse_dns(
     for name, ups in zones_raw.items():
         if not _valid_domain(name):
             raise ConfigError(f"dns.forward_zones.{name}", "is not a domain name")
-        forward_zones.append(
-            (name.lower().rstrip("."), _upstreams(ups, f"dns.forward_zones.{name}"))
-        )
+        zone_ups = _upstreams(ups, f"dns.forward_zones.{name}")
+        for i, up in enumerate(zone_ups):
+            if up.ip == bind and up.port == port:
+                raise ConfigError(f"dns.forward_zones.{name}[{i}]", "is this server itself")
+        forward_zones.append((name.lower().rstrip("."), zone_ups))
 
     allow = (
         _networks(raw["allow_recursion"], "dns.allow_recursion")

@@ -75,6 +75,10 @@ def test_disabled_is_none():
         ({"upstreams": ["192.0.2.1:x"]}, "dns.upstreams[0]"),
         ({"upstreams": "192.0.2.1"}, "dns.upstreams"),
         ({"upstreams": ["10.66.0.1"]}, "dns.upstreams[0]"),  # that is us
+        (
+            {"forward_zones": {"corp.example": ["10.66.0.1:53"]}},
+            "dns.forward_zones.corp.example[0]",
+        ),
         ({"records": ["www.example.com. IN A 192.0.2.1"]}, "dns.records[0]"),
         ({"records": ["gw IN A not-an-ip"]}, "dns.records[0]"),
         ({"allow_recursion": ["10.0.0.300/8"]}, "dns.allow_recursion[0]"),
