@@ -16,7 +16,7 @@ from urllib.parse import quote, urlencode
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.web import resource, util
 from twisted.web.server import Request
 from twisted.web.test.requesthelper import DummyChannel
@@ -87,7 +87,7 @@ class Client:
     site: object
     cookies: dict[str, str] = field(default_factory=dict)
 
-    def request(self, method: str, path: str, form=None, headers=None) -> Response:
+    def request(self, method: str, path: str, form=None, headers=None, meanwhile=None) -> Response:
         channel = DummyChannel()
         channel.site = self.site
         req = Request(channel)
@@ -107,6 +107,8 @@ class Client:
         req.content.seek(0, 2)  # as after the channel wrote the body into it
         req.parseCookies()  # the HTTP channel does this when the headers are complete
         req.requestReceived(method.encode(), path.encode(), b"HTTP/1.0")
+        if meanwhile is not None:  # e.g. advance a fake clock while the answer is pending
+            meanwhile()
         raw = channel.transport.written.getvalue()
         head, _, payload = raw.partition(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
@@ -314,6 +316,36 @@ def test_action_button_changes_state_and_records_the_operator(site, store, power
     after = client.get(f"/ui/nodes/{system_id}")
     assert "commission: done, now Commissioning." in after.body  # the flash, shown once
     assert "commission: done" not in client.get(f"/ui/nodes/{system_id}").body
+
+
+def test_a_slow_power_driver_answers_the_form_after_ten_seconds(store, fake_boot_dir):
+    clock = task.Clock()
+    pending: defer.Deferred = defer.Deferred()
+
+    class SlowPower(FakePower):
+        def on(self, params):
+            return pending
+
+    actions = NodeActions(store, lambda power_type: SlowPower(), clock=lambda: 5000.0)
+    root = resource.Resource()
+    root.putChild(b"ui", build_ui(store, fake_boot_dir, lambda: 5000.0, None, actions))
+    ui = root.children[b"ui"]
+    ui.reactor = clock  # timers from the fake clock; password checks stay inline
+    site = Metrics(store, lambda: 5000.0, process=False).site(root)
+    system_id = enlist(store, "52:54:00:00:00:01")
+    client = logged_in(site)
+    token = csrf_of(client.get(f"/ui/nodes/{system_id}"))
+    r = client.post(
+        f"/ui/nodes/{system_id}",
+        {"action": "commission", "csrf_token": token},
+        meanwhile=lambda: clock.advance(10),
+    )
+    assert r.code == 303  # answered although the driver has not
+    assert store.node(system_id).status is NodeStatus.COMMISSIONING
+    assert "the power driver has not answered yet" in client.get(f"/ui/nodes/{system_id}").body
+    pending.callback(None)  # the BMC answers later: the result shows on the next page
+    assert "commission: done, now Commissioning." in client.get(f"/ui/nodes/{system_id}").body
+    assert clock.getDelayedCalls() == []
 
 
 def test_illegal_action_is_explained_not_executed(site, store, power):

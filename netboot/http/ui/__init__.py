@@ -35,7 +35,9 @@ def build_ui(
 
     from netboot.http.ui.pages import UIResource  # the web stack: only when serving
 
-    return UIResource(store, boot_dir, clock, run_blocking, actions=actions, images=images)
+    return UIResource(
+        store, boot_dir, clock, run_blocking, actions=actions, images=images, reactor=reactor
+    )
 
 
 __all__ = ["build_ui"]

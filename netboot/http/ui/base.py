@@ -62,6 +62,7 @@ class UIBase(resource.Resource):
         actions: Any = None,
         sessions: SessionBook | None = None,
         images: Any = None,
+        reactor: Any = None,
     ) -> None:
         super().__init__()
         self.store = store
@@ -70,6 +71,7 @@ class UIBase(resource.Resource):
         self.run_blocking = run_blocking
         self.actions = actions  # netboot.nodes.actions.NodeActions, or None: read-only
         self.images = images  # netboot.images.cache.ImageCache, or None: no image cache
+        self.reactor = reactor  # for timers (IReactorTime); None: wait for every action
         self.sessions = sessions or SessionBook(clock)
         self.throttle = LoginThrottle(clock)
         self.renderer = PageRenderer()

@@ -37,6 +37,8 @@ from netboot.nodes.actions import (
 from netboot.nodes.lifecycle import NodeStatus
 from netboot.store.leases import LeaseStore
 
+ACTION_WAIT = 10.0  # seconds an action's POST waits for the power driver
+
 
 class ContentPages(UIBase):
     # -- pages --------------------------------------------------------------------------
@@ -116,21 +118,19 @@ class ContentPages(UIBase):
         d = defer.maybeDeferred(getattr(self.actions, action), system_id, user, **kwargs)
         label = action.replace("_", " ")
 
-        def done(_: object) -> bytes:
+        def done(_: object) -> str:
             node = self.store.node(system_id)
-            session.flash.append(f"{label}: done, now {node.status.label}.")
             log.info(
                 "UI {user} {action} {system_id}", user=user, action=action, system_id=system_id
             )
-            return self._redirect(request, back)
+            return f"{label}: done, now {node.status.label}."
 
-        def failed(failure: Failure) -> bytes:
+        def failed(failure: Failure) -> str:
             failure.trap(IllegalTransition, InvalidAction, NodeNotFound, PowerActionFailed)
             if isinstance(failure.value, IllegalTransition):
                 message = f"{label} refused: the node is {failure.value.current.label}"
             else:
                 message = f"{label} failed: {failure.getErrorMessage()}"
-            session.flash.append(message)
             log.warn(
                 "UI {user} {action} {system_id}: {message}",
                 user=user,
@@ -138,9 +138,32 @@ class ContentPages(UIBase):
                 system_id=system_id,
                 message=message,
             )
-            return self._redirect(request, back)
+            return message
 
-        return self._deferred(request, d.addCallbacks(done, failed))
+        # Answer when the action finished, or after ACTION_WAIT s if a power driver is
+        # slow: its outcome then appears as a flash on the operator's next page.
+        answered: defer.Deferred = defer.Deferred()
+
+        def finished(message: str) -> None:
+            session.flash.append(message)
+            if not answered.called:
+                answered.callback(None)
+
+        d.addCallbacks(done, failed).addCallback(finished)
+        if not answered.called and self.reactor is not None:
+
+            def still_running() -> None:
+                if not answered.called:
+                    session.flash.append(
+                        f"{label}: requested; the power driver has not answered yet "
+                        "(its result will show here)."
+                    )
+                    answered.callback(None)
+
+            timer = self.reactor.callLater(ACTION_WAIT, still_running)
+            answered.addBoth(lambda r: (timer.active() and timer.cancel(), r)[-1])
+        answered.addCallback(lambda _: self._redirect(request, back))
+        return self._deferred(request, answered)
 
     def _lease_store(self) -> LeaseStore:
         # Its own read connection to the store file, as the DHCP service has.
