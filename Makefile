@@ -7,7 +7,7 @@ BOOT   := $(BUILD)/boot
 APT_PACKAGES := qemu-system-x86 ipxe-qemu ipxe ovmf busybox-static cpio kmod xz-utils \
                 isc-dhcp-client dnsutils knot-dnsutils tftp-hpa curl iproute2 python3-venv \
                 chromium \
-                atftp pxelinux syslinux-common \
+                atftp pxelinux syslinux-common qemu-system-arm qemu-efi-aarch64 \
                 kea-admin dnsmasq-base isc-dhcp-relay udhcpc \
                 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev pkg-config \
                 mmdebstrap zstd syslinux mtools dosfstools fdisk e2fsprogs qemu-utils \
@@ -63,7 +63,7 @@ lint: venv
 	$(VENV)/bin/ruff format --check netboot tests bench
 
 # The README's test command: everything, unit + integration (netns) + e2e (QEMU).
-test: venv boot images lint
+test: venv lint boot images
 	$(VENV)/bin/pytest tests
 
 unit: venv
