@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pwd
 import sqlite3
 import time
 import tomllib
@@ -86,6 +87,7 @@ def write_status(
     """Atomically replace ``state_dir/status.json`` (write + rename)."""
     doc = {
         "pid": os.getpid(),
+        "user": _user(),  # netboot under the unit: proof it does not run as root
         "state": state,
         "started": started,
         "updated": time.time() if now is None else now,
@@ -102,6 +104,13 @@ def write_status(
     tmp.write_text(json.dumps(doc, indent=2) + "\n")
     tmp.replace(path)
     return path
+
+
+def _user() -> str:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
 
 
 def read_store_counts(database: Path, now: float, alarm_limit: int = 10) -> dict[str, Any]:
@@ -223,8 +232,8 @@ def render(report: Report, now: float) -> str:
     lines.append(f"netboot: {verdict}")
     if s is not None:
         lines.append(
-            f"  pid {s.get('pid')}, {s.get('state')}, up since {_ago(now, s.get('started'))},"
-            f" config {s.get('config')}"
+            f"  pid {s.get('pid')} (user {s.get('user', '?')}), {s.get('state')}, up since "
+            f"{_ago(now, s.get('started'))}, config {s.get('config')}"
         )
         lines.append("  listeners:")
         for row in s.get("listeners", []):

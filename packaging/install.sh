@@ -70,9 +70,13 @@ if [ -n "$BOOT_FILES" ]; then
 fi
 
 # 4. The unit.
-sed "s|@PREFIX@|$PREFIX|g" "$SRC/packaging/netboot.service" > /etc/systemd/system/netboot.service.new
-chmod 0644 /etc/systemd/system/netboot.service.new
-mv /etc/systemd/system/netboot.service.new /etc/systemd/system/netboot.service
+# netboot-console-status.service (installed, not enabled: the admin VM enables it)
+# prints `netboot status` on the console once netboot is ready.
+for unit in netboot.service netboot-console-status.service; do
+    sed "s|@PREFIX@|$PREFIX|g" "$SRC/packaging/$unit" > "/etc/systemd/system/$unit.new"
+    chmod 0644 "/etc/systemd/system/$unit.new"
+    mv "/etc/systemd/system/$unit.new" "/etc/systemd/system/$unit"
+done
 if [ -d /run/systemd/system ]; then
     systemctl daemon-reload
 fi

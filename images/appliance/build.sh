@@ -107,7 +107,10 @@ unshare --mount --propagation private bash -euo pipefail -c '
     mount -t proc proc "$root/proc"
     mount --rbind /dev "$root/dev"
     mount -t tmpfs tmpfs "$root/run"
-    chroot "$root" /tmp/netboot-src/packaging/install.sh --wheels /tmp/wheels --boot-files /tmp/boot
+    chroot "$root" env -u PYTHONDONTWRITEBYTECODE \
+        /tmp/netboot-src/packaging/install.sh --wheels /tmp/wheels --boot-files /tmp/boot
+    # Byte code for everything in the venv, whatever the environment said.
+    chroot "$root" /opt/netboot/bin/python -m compileall -q -j 0 /opt/netboot/lib >/dev/null
     chroot "$root" netboot --config /etc/netboot/netboot.toml init --interface eth1 \
         --address "$2" --no-dhcp-probe --resolv-conf /dev/null
 ' _ "$ROOT" "$PROV_ADDRESS"

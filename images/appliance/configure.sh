@@ -67,6 +67,9 @@ chroot "$root" chown -R vagrant:vagrant /home/vagrant/.ssh
 echo 'vagrant ALL=(ALL) NOPASSWD:ALL' > "$root/etc/sudoers.d/vagrant"
 chmod 0440 "$root/etc/sudoers.d/vagrant"
 
+# Console: `netboot status` once netboot is ready (listeners, user, counts).
+chroot "$root" systemctl enable netboot-console-status.service >/dev/null 2>&1
+
 # Console: the journal's netboot lines also go to the serial port, so the boot log
 # shows "netboot: ready" (tests and operators watching the console).
 mkdir -p "$root/etc/systemd/journald.conf.d"

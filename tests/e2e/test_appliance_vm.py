@@ -157,6 +157,13 @@ def test_admin_vm_boots_netboot_and_enlists_a_pxe_node(tmp_path: Path):
             assert "netboot: ready" in serial
             assert serial.index("netboot: ready") < serial.index(READY_LINE)
             print(f"appliance: QEMU start -> netboot.service ready {ready_s:.1f}s")
+            # netboot-console-status.service: `netboot status` run by root against the
+            # status file the hardened service wrote as its own user.
+            vm.wait_for("netboot: healthy", 120)
+            report = vm.serial()[vm.serial().index("netboot: healthy") :]
+            assert "(user netboot)" in report, report[:2000]
+            for listener in ("http", "tftp", "dhcp", "dns"):
+                assert re.search(rf"{listener} +bound ", report), report[:2000]
 
             t1 = time.monotonic()
             node = QemuNode(lab, NODE, tmp_path / "nodes")

@@ -79,6 +79,8 @@ def test_install_enables_the_unit_with_the_venv_path(installed: Path):
     assert "@PREFIX@" not in text
     wants = installed / "etc/systemd/system/multi-user.target.wants/netboot.service"
     assert wants.is_symlink() and os.readlink(wants) == "/etc/systemd/system/netboot.service"
+    console = (installed / "etc/systemd/system/netboot-console-status.service").read_text()
+    assert "ExecStart=/opt/netboot/bin/netboot --config /etc/netboot/netboot.toml status" in console
 
 
 def test_the_unit_passes_systemd_analyze_verify_against_the_installed_root(installed: Path):
@@ -88,12 +90,13 @@ def test_the_unit_passes_systemd_analyze_verify_against_the_installed_root(insta
             "verify",
             f"--root={installed}",
             "/etc/systemd/system/netboot.service",
+            "/etc/systemd/system/netboot-console-status.service",
         ],
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     # verify also prints warnings with exit 0: there must be none about our unit.
-    assert "netboot.service" not in result.stderr, result.stderr
+    assert "netboot" not in result.stderr, result.stderr
 
 
 def test_the_installed_cli_runs_init_and_status_in_the_chroot(installed: Path):
