@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import errno
 import random
 import socket
 import struct
@@ -86,6 +87,12 @@ def choose_upstreams(
     return best[1] if best else default
 
 
+def _upstream_fault(exc: OSError) -> bool:
+    """Does this socket error say the upstream (or the way to it) is down, rather than
+    that we ran out of descriptors or buffers ourselves?"""
+    return exc.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+
+
 def new_query_id() -> int:
     return _rng.getrandbits(16)
 
@@ -97,6 +104,7 @@ class Forwarder:
         upstreams: Sequence[Upstream],
         conditional: Sequence[tuple[str, Sequence[Upstream]]] = (),
         timeout: float = 2.0,
+        max_inflight: int = 512,
     ) -> None:
         self.reactor = reactor
         self.upstreams = tuple(upstreams)
@@ -104,11 +112,29 @@ class Forwarder:
         self.timeout = timeout
         self.health = UpstreamHealth()
         self.stats: Counter[str] = Counter()
+        self.max_inflight = max_inflight
+        self.inflight = 0
+
+    def resolve(self, qname: str, question: bytes) -> defer.Deferred:
+        """The upstream's reply (bytes) to ``question`` (name + type + class as on the
+        wire; ``qname`` is its text, for conditional forwarders), or UpstreamFailure.
+
+        At most ``max_inflight`` questions are out at once (each holds a socket): past
+        that a query fails at once, without holding any upstream down."""
+        if self.inflight >= self.max_inflight:
+            self.stats["inflight_full"] += 1
+            return defer.fail(UpstreamFailure("too many upstream queries in flight"))
+        self.inflight += 1
+        done = self._resolve(qname, question)
+
+        def release(result: Any) -> Any:
+            self.inflight -= 1
+            return result
+
+        return done.addBoth(release)
 
     @defer.inlineCallbacks
-    def resolve(self, qname: str, question: bytes):
-        """The upstream's reply (bytes) to ``question`` (name + type + class as on the
-        wire; ``qname`` is its text, for conditional forwarders), or UpstreamFailure."""
+    def _resolve(self, qname: str, question: bytes):
         group = choose_upstreams(qname, self.upstreams, self.conditional)
         candidates = self.health.usable(group, self.reactor.seconds())
         if not candidates:
@@ -162,12 +188,12 @@ class Forwarder:
         try:
             exchange = _UDPExchange(self.reactor, upstream, done, query_id, question, self.stats)
         except OSError as exc:  # no route, unreachable network: this upstream is down
-            return defer.fail(_AttemptFailed(f"connect: {exc.strerror}", mark_down=True))
+            return defer.fail(_AttemptFailed(f"connect: {exc.strerror}", _upstream_fault(exc)))
         try:
             exchange.send(wire)
         except OSError as exc:
             exchange.close()
-            return defer.fail(_AttemptFailed(f"send: {exc.strerror}", mark_down=True))
+            return defer.fail(_AttemptFailed(f"send: {exc.strerror}", _upstream_fault(exc)))
         return self._bounded(done, exchange.close)
 
     def _tcp(self, upstream: Upstream, wire: bytes, query_id: int, question: bytes):

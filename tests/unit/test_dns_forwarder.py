@@ -82,3 +82,12 @@ def test_no_upstream_configured_fails_at_once():
     failures = []
     Forwarder(task.Clock(), ()).resolve("x.test.", QUESTION).addErrback(failures.append)
     assert "no upstream configured" in str(failures[0].value)
+
+
+def test_queries_past_the_inflight_bound_fail_at_once_without_holding_upstreams_down():
+    forwarder = Forwarder(task.Clock(), (U1,), max_inflight=0)
+    failures = []
+    forwarder.resolve("x.test.", QUESTION).addErrback(failures.append)
+    assert "in flight" in str(failures[0].value)
+    assert forwarder.health.usable((U1,), 0) == [U1]
+    assert forwarder.inflight == 0
