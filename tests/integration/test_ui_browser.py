@@ -105,6 +105,17 @@ def dhclient_lease(host: LabHost, workdir: Path) -> None:
         proc.wait(timeout=10)
 
 
+def wait_for_alarm(app: LabAppliance, timeout: float = 90) -> None:
+    store = SQLiteStore(app.state_dir / "netboot.sqlite3")
+    deadline = time.monotonic() + timeout
+    try:
+        while not store._db.execute("SELECT 1 FROM dhcp_alarms").fetchone():
+            assert time.monotonic() < deadline, "no rogue-DHCP alarm: " + app.log_text()[-2000:]
+            time.sleep(0.3)
+    finally:
+        store.close()
+
+
 def login(page: Page, base: str, password: str = PASSWORD) -> int | None:
     page.goto(f"{base}/ui/login")
     page.js(
@@ -123,9 +134,23 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UILab]:
     (boot / "undionly.kpxe").write_bytes(b"\x00" * 70_000)
     (boot / "vmlinuz").write_bytes(b"\x01" * 1_000_000)
     with LabNetwork(prefix="nbui") as lab:
+        # A second DHCP server on the wire while the appliance starts: its start-up
+        # rogue-DHCP probe records an alarm for the alarms page. Stopped before dhclient.
+        rogue = lab.add_host("10.66.0.2/24")
+        dnsmasq = rogue.popen(
+            ["dnsmasq", "-k", "--conf-file=/dev/null", "--port=0", "--interface=eth0",
+             "--bind-interfaces", "--dhcp-range=10.66.0.210,10.66.0.220,255.255.255.0,1h",
+             f"--dhcp-leasefile={work / 'dnsmasq.leases'}", f"--pid-file={work / 'dm.pid'}",
+             "--user=root", "--group=root", "--no-ping"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
         app = LabAppliance(lab, work / "appliance", boot).start()
         try:
             app.wait_ready(60)
+            wait_for_alarm(app)
+            dnsmasq.terminate()
+            dnsmasq.wait(timeout=10)
             created = subprocess.run(
                 [sys.executable, "-m", "netboot.cli", "--config", str(app.config_path)]
                 + ["user", "create", "admin", "--password-stdin"],
@@ -305,7 +330,8 @@ def test_leases_images_and_alarms_pages(ui: UILab):
     shot(ui.page, "images")
 
     assert ui.page.goto(f"{ui.base}/ui/alarms") == 200
-    assert ui.page.js("document.querySelector('h1').innerText").startswith("Alarms")
+    alarms = ui.page.js("[...document.querySelectorAll('#alarms tbody tr')].map(r => r.innerText)")
+    assert len(alarms) == 1 and "rogue-dhcp" in alarms[0] and "10.66.0.2" in alarms[0], alarms
     shot(ui.page, "alarms")
 
 
