@@ -25,6 +25,10 @@ OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 OVMF_CODE_SB = Path("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd")
 OVMF_VARS_SB = Path("/usr/share/OVMF/OVMF_VARS_4M.ms.fd")
 QEMU = "qemu-system-x86_64"
+# arm64 UEFI (AAVMF): always TCG on an x86 host.
+QEMU_ARM64 = "qemu-system-aarch64"
+AAVMF_CODE = Path("/usr/share/AAVMF/AAVMF_CODE.fd")
+AAVMF_VARS = Path("/usr/share/AAVMF/AAVMF_VARS.fd")
 
 
 def choose_accel(override: str | None = None) -> tuple[str, str]:
@@ -43,7 +47,7 @@ class NodeSpec:
     name: str
     mac: str
     uuid: str
-    firmware: str = "bios"  # "bios" | "uefi" | "uefi-sb" (Secure Boot enforced)
+    firmware: str = "bios"  # "bios" | "uefi" | "uefi-sb" (Secure Boot enforced) | "aavmf"
     memory_mib: int = 512
     cpus: int = 1
     disk_gib: int = 2
@@ -79,10 +83,11 @@ class QemuNode:
             f"type=1,manufacturer={_smbios(s.vendor)},product={_smbios(s.product)},"
             f"serial={_smbios(s.serial or s.name)},uuid={s.uuid}"
         )
+        arm64 = s.firmware == "aavmf"
         cmd = [
-            QEMU,
+            QEMU_ARM64 if arm64 else QEMU,
             "-accel",
-            self.accel,
+            "tcg" if arm64 else self.accel,
             "-m",
             str(s.memory_mib),
             "-smp",
@@ -130,6 +135,23 @@ class QemuNode:
                 "-device",
                 f"virtio-net-pci,netdev=n0,mac={s.mac},romfile=,bootindex=1",
                 # Skip the IPv6 PXE attempt that follows a failed IPv4 one (LAB-NOTES).
+                "-fw_cfg",
+                "name=opt/org.tianocore/IPv6Support,string=no",
+            ]
+        elif arm64:
+            vars_copy = self.workdir / "AAVMF_VARS.fd"
+            shutil.copyfile(AAVMF_VARS, vars_copy)
+            cmd += [
+                "-machine",
+                "virt",
+                "-cpu",
+                "cortex-a57",
+                "-drive",
+                f"if=pflash,format=raw,unit=0,readonly=on,file={AAVMF_CODE}",
+                "-drive",
+                f"if=pflash,format=raw,unit=1,file={vars_copy}",
+                "-device",
+                f"virtio-net-pci,netdev=n0,mac={s.mac},romfile=,bootindex=1",
                 "-fw_cfg",
                 "name=opt/org.tianocore/IPv6Support,string=no",
             ]
