@@ -135,6 +135,21 @@ def test_virsh_unreachable_libvirt_is_a_prompt_clear_error(rx, tmp_path):
     assert seconds < TIMEOUT + 5
 
 
+def test_virsh_a_libvirt_that_never_answers_is_cut_off_at_the_deadline(rx, tmp_path):
+    silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    silent.bind(str(tmp_path / "silent.sock"))
+    silent.listen(4)  # connections are accepted by the kernel; nobody ever answers
+    try:
+        driver = VirshDriver(rx.reactor, timeout=3)
+        uri = f"qemu+unix:///session?socket={tmp_path}/silent.sock"
+        error, seconds = timed(rx, driver.on, {"power_address": uri, "power_id": "nb-virsh"})
+    finally:
+        silent.close()
+    assert isinstance(error, PowerError) and error.retryable
+    assert "no answer within 3 s" in str(error)
+    assert seconds < 3 + 5
+
+
 # -- ipmi through virtualbmc --------------------------------------------------------------
 
 
@@ -200,13 +215,15 @@ def test_redfish_wrong_password_unreachable_and_silent_bmcs(rx, redfish_bmc):
 
     silent = SilentServer(socket.SOCK_STREAM)
     try:
+        quick = RedfishDriver(rx.reactor, timeout=3)
         error, seconds = timed(
-            rx, driver.query, {**base, "power_address": f"http://{silent.address}"}
+            rx, quick.query, {**base, "power_address": f"http://{silent.address}"}
         )
     finally:
         silent.close()
     assert isinstance(error, PowerError) and error.retryable
-    assert seconds < TIMEOUT + 5
+    assert "no answer within 3 s" in str(error) or "cannot reach" in str(error)
+    assert seconds < 3 + 5
 
 
 # -- a hung BMC holds up nothing else; the node shows the error ---------------------------
