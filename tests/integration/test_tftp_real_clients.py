@@ -69,6 +69,10 @@ def tftp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name, content in FILES.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_bytes(content)
+    with (root / "huge.bin").open("wb") as huge:  # > 32 MiB: block numbers wrap at 512
+        huge.write(random.Random(4).randbytes(1 << 20))
+        huge.seek(33 << 20)
+        huge.write(b"tail after the wrap")
     (base / "secret").write_bytes(b"must not leak")
     (root / "escape").symlink_to(base / "secret")
     return root
@@ -398,3 +402,17 @@ def test_fuzzed_requests_and_acks_never_kill_the_server(
     assert second == Data(2, FILES["multiple.bin"][512:1024])
     client_socket.sendto(encode(Error(ErrorCode.NOT_DEFINED, "done")), transfer)
     assert server.proc.poll() is None
+
+
+@pytest.mark.parametrize("options", [["blksize 512", "windowsize 16"], ["blksize 512"]])
+def test_file_over_32_mib_survives_block_number_rollover(
+    server: Server, tftp_root: Path, tmp_path: Path, options: list[str]
+) -> None:
+    require_tool("atftp", "atftp")
+    dest = tmp_path / "out"
+    command = ["atftp"]
+    for option in options:
+        command += ["--option", option]
+    command += ["--get", "-r", "huge.bin", "-l", str(dest), HOST, str(server.port)]
+    subprocess.run(command, check=True, timeout=240, capture_output=True)
+    assert sha(dest.read_bytes()) == sha((tftp_root / "huge.bin").read_bytes())
