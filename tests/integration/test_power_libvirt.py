@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pyroute2 import IPRoute
 
 from netboot.nodes.actions import NodeActions, PowerActionFailed
 from netboot.power.base import PowerError, PowerState
@@ -109,6 +110,16 @@ def test_virsh_driver_powers_a_libvirt_domain(rx, libvirtd):
     drive_cycle(rx, driver, params, libvirtd, "nb-virsh")
     result = rx.call(check, driver, params)
     assert result.ok and result.state is PowerState.OFF
+    # The private daemon has no networks, so nothing bridged or dnsmasq'd on the host.
+    conn = libvirtd.connect()
+    try:
+        assert conn.listAllNetworks() == []
+    finally:
+        conn.close()
+    with IPRoute() as ip:
+        assert not [
+            link for link in ip.get_links() if link.get("IFLA_IFNAME", "").startswith("virbr")
+        ]
 
 
 def test_virsh_by_uuid_and_unknown_domain(rx, libvirtd):
