@@ -10,7 +10,9 @@ names are safe. Rules, in order:
 * Any ".." component -> AccessViolation, even one that would stay inside the root.
 * After resolving symlinks the result must still be inside the root -> else AccessViolation.
 * Missing -> FileNotFound (TFTP error 1); a directory or other non-regular file ->
-  AccessViolation.
+  AccessViolation. A Windows-style request (with backslashes) that misses is looked up
+  again ignoring case, component by component, as Windows loaders expect
+  ("Boot\\x64\\WDSNBP.COM" finds boot/x64/wdsnbp.com); the result obeys the same rules.
 
 The mapping from these exceptions to TFTP error codes is done by the server, once.
 There is an inherent check-then-open race if the tree under `root` is writable by an
@@ -69,6 +71,8 @@ def resolve(root: Path, requested: str) -> Path:
     """
     parts = _components(requested)
     real_root = Path(os.path.realpath(root))
+    if "\\" in requested and not os.path.lexists(real_root.joinpath(*parts)):
+        parts = _casefold_match(real_root, parts) or parts
     try:
         real = Path(os.path.realpath(real_root.joinpath(*parts)))
     except (OSError, ValueError, UnicodeError) as exc:
@@ -86,3 +90,20 @@ def resolve(root: Path, requested: str) -> Path:
     if not stat.S_ISREG(mode):
         raise AccessViolation(requested, "not a regular file")
     return real
+
+
+def _casefold_match(root: Path, parts: list[str]) -> list[str] | None:
+    """The on-disk spelling of `parts` under `root` ignoring case, or None (one unique
+    match per component, no guessing between "A" and "a")."""
+    found: list[str] = []
+    here = root
+    for part in parts:
+        try:
+            names = [n for n in os.listdir(here) if n.casefold() == part.casefold()]
+        except OSError:
+            return None
+        if len(names) != 1:
+            return None
+        found.append(names[0])
+        here = here / names[0]
+    return found

@@ -114,3 +114,28 @@ def test_normalise_gives_providers_a_clean_relative_name() -> None:
     assert normalise("/boot\\x64//./ipxe.efi") == "boot/x64/ipxe.efi"
     with pytest.raises(AccessViolation):
         normalise("boot/../../x")
+
+
+def test_windows_style_request_matches_case_insensitively(root: Path) -> None:
+    (root / "boot" / "x64").mkdir(parents=True, exist_ok=True)
+    (root / "boot" / "x64" / "wdsnbp.com").write_bytes(b"nbp")
+    found = resolve(root, "\\Boot\\X64\\WDSNBP.COM")
+    assert found == (root / "boot" / "x64" / "wdsnbp.com").resolve()
+
+
+def test_case_folding_is_only_for_windows_style_names(root: Path) -> None:
+    (root / "boot" / "x64").mkdir(parents=True, exist_ok=True)
+    (root / "boot" / "x64" / "wdsnbp.com").write_bytes(b"nbp")
+    with pytest.raises(FileNotFound):
+        resolve(root, "/Boot/X64/WDSNBP.COM")  # POSIX names are exact
+
+
+def test_case_folding_refuses_ambiguous_names_and_keeps_the_escape_checks(
+    root: Path, tmp_path: Path
+) -> None:
+    (root / "Dup").write_bytes(b"1")
+    (root / "dup").write_bytes(b"2")
+    with pytest.raises(FileNotFound):
+        resolve(root, "\\DUP")
+    with pytest.raises(AccessViolation):
+        resolve(root, "\\..\\secret")
