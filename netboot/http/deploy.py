@@ -25,7 +25,7 @@ import contextlib
 import hmac
 import re
 from collections.abc import Callable
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, PackageLoader, StrictUndefined
 from twisted.logger import Logger
@@ -188,6 +188,7 @@ class _NodeDeploy(resource.Resource):
                 "ipxe/deploy-preseed.ipxe.j2",
                 preseed_url=f"{api}/preseed/{node.token}",
                 domain=self.p.settings.domain,
+                nameserver=urlsplit(self.p.http_base).hostname,
                 **urls,
                 **common,
             )
@@ -336,6 +337,7 @@ class _NodeDeploy(resource.Resource):
             fqdn=fqdn(node, domain),
             system_id=node.system_id,
             mirror_host=self.p.settings.debian_mirror,
+            nameserver=urlsplit(self.p.http_base).hostname,
             http_base=self.p.http_base,
             api=api,
             token=node.token,

@@ -64,10 +64,20 @@ NODES = [
 
 
 class InstalledNode(QemuNode):
-    """A node that reboots in place (no -no-reboot): installer -> reboot -> local disk."""
+    """A node that reboots in place (no -no-reboot): installer -> reboot -> local disk.
+
+    Its firmware boot order is network first, then the disk, as on a provisioned server:
+    QEMU only lists devices with a bootindex in the order OVMF follows, so the disk gets
+    one (an OVMF without it drops the disk and ends in its shell after the network)."""
 
     def _command(self) -> list[str]:
-        return [arg for arg in super()._command() if arg != "-no-reboot"]
+        cmd = [arg for arg in super()._command() if arg != "-no-reboot"]
+        disk = cmd.index("-drive") + 1
+        assert cmd[disk].endswith(",if=virtio,format=raw"), cmd[disk]
+        path = cmd[disk].removesuffix(",if=virtio,format=raw")
+        cmd[disk] = f"{path},if=none,id=disk0,format=raw"
+        cmd[disk + 1 : disk + 1] = ["-device", "virtio-blk-pci,drive=disk0,bootindex=2"]
+        return cmd
 
 
 def user_data(marker: str) -> bytes:
