@@ -13,7 +13,9 @@ Rules:
   ``first_delay``, then ``factor`` times longer each time, up to ``attempts`` in all; a
   non-retryable one (bad password, no such domain) fails at once;
 - recorded: every start, retry and outcome is passed to ``on_event`` as a PowerEvent
-  (NodeActions or the power service writes them to the store) and logged.
+  (NodeActions or the power service writes them to the store) and logged;
+- cancellable: cancelling the returned Deferred stops the retries and frees the node
+  and BMC for the next action (a call already running on a thread is abandoned).
 Nodes never wait for each other: a hung BMC holds only its own node's queue.
 """
 
@@ -143,6 +145,9 @@ class PowerQueue:
                 )
             except PowerError as exc:
                 error = exc
+            except defer.CancelledError:
+                self._cancelled(node, action, attempt, driver)
+                raise
             except Exception as exc:  # a driver bug must not take the queue down
                 log.failure(
                     "power {action} of {node} crashed in the {ptype} driver",
@@ -190,7 +195,14 @@ class PowerQueue:
                 attempt,
                 driver,
             )
-            yield task.deferLater(self.clock, delay, lambda: None)
+            try:
+                yield task.deferLater(self.clock, delay, lambda: None)
+            except defer.CancelledError:
+                self._cancelled(node, action, attempt, driver)
+                raise
+
+    def _cancelled(self, node: str, action: str, attempt: int, driver: PowerDriver) -> None:
+        self._event(node, action, "failed", f"power {action} cancelled", attempt, driver)
 
     def _event(
         self, node: str, action: str, kind: str, message: str, attempt: int, driver: PowerDriver

@@ -156,3 +156,26 @@ def test_queued_driver_routes_actions_through_the_queue_under_the_node():
     inner.hanging[0].callback(None)
     assert pending_on == [None]
     assert {e.node for e in events} == {"node-10.0.0.5"}
+
+
+def test_cancelling_a_hung_action_frees_the_node_and_bmc_for_the_next():
+    clock, queue, events = make_queue(attempts=5, first_delay=1.0)
+    driver = FakeDriver(script=["hang", None])
+    hung = queue.submit("n1", driver, "on", BMC_A)
+    queued = result_of(queue.submit("n1", driver, "off", BMC_A))
+    hung.addErrback(lambda f: f.trap(defer.CancelledError))
+    hung.cancel()
+    assert queued == [None] and [c[0] for c in driver.calls] == ["on", "off"]
+    assert "cancelled" in [e.message for e in events if e.kind == "failed"][0]
+    assert queue.pending("n1") == 0 and queue.busy_keys() == set()
+
+
+def test_cancelling_during_the_backoff_stops_the_retries():
+    clock, queue, events = make_queue(attempts=5, first_delay=10.0)
+    driver = FakeDriver(script=[PowerError("busy")] * 5)
+    d = queue.submit("n1", driver, "on", BMC_A)
+    d.addErrback(lambda f: f.trap(defer.CancelledError))
+    clock.advance(5)
+    d.cancel()
+    clock.advance(100)
+    assert len(driver.calls) == 1 and queue.pending("n1") == 0
