@@ -67,7 +67,6 @@ class _ArpSocket:
         self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
         self.sock.bind((interface, ETH_P_ARP))
         self.sock.setblocking(False)
-        self.mac = self.sock.getsockname()[4][:6]
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -89,9 +88,12 @@ class _ArpSocket:
         self.sock.close()
 
     def send_probe(self, ip: int) -> None:
-        arp = _ARP.pack(1, 0x0800, 6, 4, 1, self.mac, bytes(4), bytes(6), ip.to_bytes(4, "big"))
+        # The interface's MAC now, not at start: a bridge takes a new MAC when ports join,
+        # and replies to a stale one would never reach us.
+        mac = self.sock.getsockname()[4][:6]
+        arp = _ARP.pack(1, 0x0800, 6, 4, 1, mac, bytes(4), bytes(6), ip.to_bytes(4, "big"))
         try:
-            self.sock.send(_BROADCAST_MAC + self.mac + struct.pack("!H", ETH_P_ARP) + arp)
+            self.sock.send(_BROADCAST_MAC + mac + struct.pack("!H", ETH_P_ARP) + arp)
         except OSError as exc:
             log.info("ARP probe on {iface} failed: {error}", iface=self.interface, error=exc)
 

@@ -207,8 +207,11 @@ class LeaseTable:
             evicted = None
         self.by_key[binding.key] = binding
         self.by_ip[binding.ip] = binding
-        if self._offers.get(binding.ip, (None,))[0] == binding.key:
-            self.drop_offer(binding.key)
+        offer = self._offers.get(binding.ip)
+        if offer is not None:  # the address is bound now: no offer of it stands
+            del self._offers[binding.ip]
+            if self._offer_of.get(offer[0]) == binding.ip:
+                del self._offer_of[offer[0]]
         return evicted
 
     def remove(self, key: bytes) -> Binding | None:

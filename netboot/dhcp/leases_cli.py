@@ -1,9 +1,12 @@
-"""``netboot leases``: the DHCP lease table, filtered by MAC, address or state."""
+"""``netboot leases``: the DHCP lease table, filtered by MAC, address or state; and
+address pins (``--pin MAC IP``, ``--unpin MAC``) the running server honours within
+seconds, like configured host reservations."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import time
 from ipaddress import IPv4Address
 
@@ -24,7 +27,49 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--ip", help="only this address")
     p.add_argument("--state", choices=[s.value for s in State], help="only leases in this state")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--pin", nargs=2, metavar=("MAC", "IP"), help="always give IP to MAC")
+    p.add_argument("--hostname", default="", help="with --pin: the name to hand out")
+    p.add_argument("--unpin", metavar="MAC", help="remove the pin of MAC")
+    p.add_argument("--pins", action="store_true", help="list the pins")
     return p
+
+
+def _pins(store: LeaseStore, args: argparse.Namespace) -> int:
+    if args.pin:
+        mac, ip = args.pin
+        try:
+            mac = _mac(mac)
+            address = IPv4Address(ip)
+            store.pin(mac, address, args.hostname, time.time())
+        except ValueError as exc:
+            print(f"netboot: {exc}")
+            return 2
+        except sqlite3.IntegrityError:
+            print(f"netboot: {ip} is already pinned to another MAC")
+            return 1
+        print(f"pinned {address} to {mac}")
+        return 0
+    if args.unpin:
+        if not store.unpin(args.unpin):
+            print(f"netboot: no pin for {args.unpin}")
+            return 1
+        print(f"unpinned {args.unpin}")
+        return 0
+    pins = [{"mac": h.mac, "ip": str(h.ip), "hostname": h.hostname or ""} for h in store.pins()]
+    if args.json:
+        print(json.dumps(pins, indent=2))
+    else:
+        for pin in pins:
+            print(f"{pin['mac']}  {pin['ip']}  {pin['hostname']}")
+    return 0
+
+
+def _mac(text: str) -> str:
+    parts = text.lower().replace("-", ":").split(":")
+    if len(parts) != 6 or not all(len(p) == 2 for p in parts):
+        raise ValueError(f"{text!r} is not a MAC address like 52:54:00:12:34:56")
+    bytes.fromhex("".join(parts))
+    return ":".join(parts)
 
 
 def run(cfg: Config, args: argparse.Namespace) -> int:
@@ -37,6 +82,8 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     open_store(cfg.database_path).close()  # creates / migrates the schema if needed
     store = LeaseStore(cfg.database_path)
     try:
+        if args.pin or args.unpin or args.pins:
+            return _pins(store, args)
         rows = store.query(mac=args.mac, ip=args.ip, state=args.state)
     finally:
         store.close()

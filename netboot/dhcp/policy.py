@@ -153,7 +153,7 @@ def _discover(req: Request) -> Decision:
     if own is not None and subnet.pool.contains(own.ip) and table.free_for(own.ip, key, now):
         return Offer(own.ip, lease)
     offered = table.offer_of(key, now)
-    if offered is not None and subnet.pool.contains(offered):
+    if offered is not None and subnet.pool.contains(offered) and table.free_for(offered, key, now):
         return Offer(offered, lease)
     wanted = facts.requested_ip
     if wanted is not None:

@@ -25,7 +25,7 @@ from netboot.store.leases import LeaseStore
 __all__ = ["DHCPService", "NodeNames"]
 
 log = Logger(namespace="netboot.dhcp")
-NAMES_REFRESH_SECONDS = 5.0
+NAMES_REFRESH_SECONDS = 5.0  # node names and DHCP pins from the store
 CHECKPOINT_SECONDS = 2.0  # WAL checkpoints off the packet path (store/leases.py)
 
 
@@ -104,11 +104,20 @@ class DHCPService(service.Service):
         if cfg.conflict_probe and not cfg.proxy:
             self._prober = ArpProber(self.reactor, list(cfg.interfaces), server.conflict)
             server.prober = self._prober
-        refresh = LoopingCall(names.refresh)
-        refresh.clock = self.reactor
-        refresh.start(NAMES_REFRESH_SECONDS, now=True)
-        self._loops.append(refresh)
+
         store = self._store
+
+        def refresh_from_store() -> None:
+            names.refresh()
+            try:
+                server.subnets.set_pins(store.pins())
+            except Exception as exc:  # keep the last pins
+                log.info("DHCP pins not refreshed: {error}", error=repr(exc))
+
+        refresher = LoopingCall(refresh_from_store)
+        refresher.clock = self.reactor
+        refresher.start(NAMES_REFRESH_SECONDS, now=True)
+        self._loops.append(refresher)
 
         def checkpoint():
             d = threads.deferToThreadPool(

@@ -57,13 +57,21 @@ class Subnet:
         for start, end in cfg.reserved:
             excluded.update(range(int(start), int(end) + 1))
         excluded.add(int(cfg.server_id))
+        self._static_excluded = frozenset(excluded)
+        self.pins: dict[str, HostReservation] = {}  # from the store (netboot leases --pin)
         self.pool = Pool([(int(s), int(e)) for s, e in cfg.ranges], excluded, table)
+
+    def set_pins(self, pins: dict[str, HostReservation]) -> None:
+        """Store pins in this subnet (configured hosts win over a pin for the same MAC);
+        their addresses leave the dynamic pool."""
+        self.pins = {mac: host for mac, host in pins.items() if mac not in self.by_mac}
+        self.pool.excluded = set(self._static_excluded) | {int(h.ip) for h in self.pins.values()}
 
     def __contains__(self, ip: int) -> bool:
         return ip & self.mask_int == self.net_int
 
     def reservation(self, facts: ClientFacts) -> HostReservation | None:
-        host = self.by_mac.get(facts.mac)
+        host = self.by_mac.get(facts.mac) or self.pins.get(facts.mac)
         if host is not None:
             return host
         if facts.relay_agent_info and (self.by_circuit or self.by_remote):
@@ -86,6 +94,11 @@ class SubnetMap:
         for subnet in self.subnets:
             if subnet.cfg.interface is not None:
                 self._local.setdefault(subnet.cfg.interface, subnet)
+
+    def set_pins(self, pins: Iterable[HostReservation]) -> None:
+        """Addresses pinned to MACs in the store, each given to the subnet holding it."""
+        for subnet in self.subnets:
+            subnet.set_pins({h.mac: h for h in pins if h.mac and int(h.ip) in subnet})
 
     def containing(self, ip: int) -> Subnet | None:
         for subnet in self.subnets:

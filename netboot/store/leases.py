@@ -16,6 +16,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 from netboot.dhcp.leases import Binding, State
+from netboot.dhcp.settings import HostReservation
 
 __all__ = ["Alarm", "DeleteLease", "LeaseStore", "PutLease", "RecordAlarm"]
 
@@ -164,6 +165,31 @@ class LeaseStore:
             "SELECT m.mac, n.hostname FROM node_macs m JOIN nodes n USING (system_id)"
         )
         return dict(rows.fetchall())
+
+    def pins(self) -> list[HostReservation]:
+        rows = self._db.execute("SELECT mac, ip, hostname FROM dhcp_pins ORDER BY mac")
+        return [
+            HostReservation(ip=IPv4Address(ip), mac=mac, hostname=hostname or None)
+            for mac, ip, hostname in rows.fetchall()
+        ]
+
+    def pin(self, mac: str, ip: IPv4Address, hostname: str, now: float) -> None:
+        """Pin ``ip`` to ``mac`` (replacing the MAC's pin). IntegrityError if another
+        MAC has that address pinned."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(
+                "INSERT INTO dhcp_pins (mac, ip, hostname, updated) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(mac) DO UPDATE SET ip = excluded.ip,"
+                " hostname = excluded.hostname, updated = excluded.updated",
+                (mac.lower(), str(ip), hostname, now),
+            )
+
+    def unpin(self, mac: str) -> bool:
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            cur = self._db.execute("DELETE FROM dhcp_pins WHERE mac = ?", (mac.lower(),))
+        return cur.rowcount > 0
 
     def load(self) -> list[Binding]:
         rows = self._db.execute(

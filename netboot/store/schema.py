@@ -147,6 +147,16 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (username, key)
     );
     """,
+    # DHCP pins (netboot/store/leases.py): a fixed address for a MAC, set from the CLI
+    # or by the node store, honoured like a configured host reservation.
+    """
+    CREATE TABLE dhcp_pins (
+        mac         TEXT PRIMARY KEY,
+        ip          TEXT NOT NULL UNIQUE,
+        hostname    TEXT NOT NULL DEFAULT '',
+        updated     REAL NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -34,7 +34,7 @@ def text(value) -> str:
     return value.decode("latin-1") if isinstance(value, bytes) else str(value)
 
 
-def exchange(iface: str, pkt, xid: int, want, timeout: float = 4.0) -> list:
+def exchange(iface: str, pkt, xid: int, want, timeout: float = 2.5) -> list:
     sniffer = AsyncSniffer(
         iface=iface,
         lfilter=lambda f: BOOTP in f and f[BOOTP].op == 2 and f[BOOTP].xid == xid and want(f),

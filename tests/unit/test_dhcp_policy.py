@@ -215,3 +215,23 @@ def test_proxy_mode_offers_boot_options_to_pxe_clients_only():
     assert isinstance(ask(1, state=st, boot=False), Drop)
     assert ask(3, state=st, boot=True, pxe_port=True) == ProxyAck()
     assert isinstance(ask(3, state=st, boot=True), Drop)  # the address server ACKs
+
+
+def test_an_offered_address_found_in_use_is_not_offered_again():
+    st = setup()
+    st[1].hold_offer(ip("10.0.0.10"), KEY, 200.0)
+    st[1].put(Binding(b"quarantine", "aa:bb:cc:dd:ee:ff", ip("10.0.0.10"), State.CONFLICT, 900.0))
+    assert st[1].offer_of(KEY, 100.0) is None
+    assert ask(1, state=st).ip == ip("10.0.0.11")
+
+
+def test_a_store_pin_reserves_the_address_for_its_mac_and_out_of_the_pool():
+    from netboot.dhcp.settings import HostReservation
+
+    st = setup()
+    st[2].set_pins([HostReservation(ip=IPv4Address("10.0.0.10"), mac="aa:bb:cc:dd:ee:ff")])
+    assert ask(1, state=st).ip == ip("10.0.0.11")  # not for us: out of the dynamic pool
+    st[2].set_pins([HostReservation(ip=IPv4Address("10.0.0.12"), mac=MAC, hostname="pinned")])
+    assert ask(1, state=st) == Offer(ip("10.0.0.12"), 600)
+    assert st[2].subnets[0].pool.contains(ip("10.0.0.10"))  # the old pin is gone again
+    assert not st[2].subnets[0].pool.contains(ip("10.0.0.12"))

@@ -90,3 +90,14 @@ def test_migration_rekeys_old_leases_by_client_id(tmp_path: Path):
     [row] = LeaseStore(path).load()
     assert row.key == bytes.fromhex("01525400123456") and row.state == State.ACTIVE
     assert (row.ip, row.hostname) == (int(IPv4Address("10.0.0.9")), "n1")
+
+
+def test_pins_are_one_address_per_mac_and_one_mac_per_address(leases):
+    leases.pin("AA:AA:AA:AA:AA:01", IPv4Address("10.0.0.20"), "db1", 1.0)
+    leases.pin("aa:aa:aa:aa:aa:01", IPv4Address("10.0.0.21"), "db1", 2.0)  # moves the pin
+    with pytest.raises(sqlite3.IntegrityError):
+        leases.pin("aa:aa:aa:aa:aa:02", IPv4Address("10.0.0.21"), "", 3.0)
+    [pin] = leases.pins()
+    assert (pin.mac, pin.ip, pin.hostname) == ("aa:aa:aa:aa:aa:01", IPv4Address("10.0.0.21"), "db1")
+    assert leases.unpin("aa:aa:aa:aa:aa:01") and not leases.unpin("aa:aa:aa:aa:aa:01")
+    assert leases.pins() == []
