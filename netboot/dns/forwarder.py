@@ -45,13 +45,18 @@ class UpstreamFailure(Exception):
 
 
 class _AttemptFailed(Exception):
-    def __init__(self, reason: str, mark_down: bool) -> None:
+    def __init__(self, reason: str, mark_down: bool, definite: bool = True) -> None:
         super().__init__(reason)
         self.mark_down = mark_down
+        self.definite = definite  # False for a timeout: maybe just one lost datagram
 
 
 class UpstreamHealth:
-    """Which upstreams to try now. Pure: the caller passes ``now``."""
+    """Which upstreams to try now. Pure: the caller passes ``now``.
+
+    A definite failure (port unreachable, no route, connection refused) holds the
+    upstream down at once; timeouts only from the second in a row, so one lost datagram
+    does not take the only upstream away. Hold-downs double while failures go on."""
 
     def __init__(self) -> None:
         self._down_until: dict[Upstream, float] = {}
@@ -60,9 +65,13 @@ class UpstreamHealth:
     def usable(self, upstreams: Sequence[Upstream], now: float) -> list[Upstream]:
         return [u for u in upstreams if now >= self._down_until.get(u, 0.0)]
 
-    def failed(self, upstream: Upstream, now: float) -> float:
+    def failed(self, upstream: Upstream, now: float, definite: bool = True) -> float:
+        """Record a failure; return the hold-down it earned (0: none yet)."""
         self._failures[upstream] += 1
-        holddown = min(HOLDDOWN_MAX, HOLDDOWN_MIN * 2 ** (self._failures[upstream] - 1))
+        strikes = self._failures[upstream] - (0 if definite else 1)
+        if strikes < 1:
+            return 0.0
+        holddown = min(HOLDDOWN_MAX, HOLDDOWN_MIN * 2 ** (strikes - 1))
         self._down_until[upstream] = now + holddown
         return holddown
 
@@ -150,7 +159,8 @@ class Forwarder:
                 last = f"{upstream}: {exc}"
                 self.stats["upstream_failures"] += 1
                 if exc.mark_down:
-                    holddown = self.health.failed(upstream, self.reactor.seconds())
+                    now = self.reactor.seconds()
+                    holddown = self.health.failed(upstream, now, exc.definite)
                     log.warn(
                         "upstream {upstream} failed ({reason}); held down {holddown:.0f}s",
                         upstream=str(upstream),
@@ -212,7 +222,8 @@ class Forwarder:
     def _bounded(self, done: defer.Deferred, cleanup) -> defer.Deferred:
         def expire() -> None:
             if not done.called:
-                done.errback(_AttemptFailed(f"no answer in {self.timeout:g}s", mark_down=True))
+                reason = f"no answer in {self.timeout:g}s"
+                done.errback(_AttemptFailed(reason, mark_down=True, definite=False))
 
         timer = self.reactor.callLater(self.timeout, expire)
 

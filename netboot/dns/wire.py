@@ -271,15 +271,17 @@ def layout(msg: bytes) -> Layout:
 
 def question_matches(reply: bytes, query_id: int, question: bytes) -> bool:
     """Is ``reply`` the answer to our query (RFC 5452 9.1): same ID, QR set, the same
-    single question (name compared case-insensitively)? A truncated reply with no
-    question is accepted too (some servers send the bare header; it only picks TCP)."""
+    single question (name compared case-insensitively)? A truncated or error reply with
+    no question is accepted too (some servers send the bare header)."""
     if len(reply) < HEADER_LEN:
         return False
     rid, flags, qdcount = struct.unpack_from(">HHH", reply, 0)
     if rid != query_id or not flags & QR or flags & OPCODE_MASK:
         return False
     if qdcount == 0:
-        return bool(flags & TC)
+        # Some servers send a bare header when truncating or refusing (FORMERR to EDNS
+        # from an old server): usable to pick TCP or retry, never cached.
+        return bool(flags & TC or flags & RCODE_MASK)
     end = HEADER_LEN + len(question)
     return (
         qdcount == 1

@@ -2,7 +2,8 @@
 
 Authoritative for ``example.test`` only (fixed records below), UDP and TCP, truncating
 UDP answers to the client's payload size (512, or its EDNS0 size) like a real server.
-Any ``<x>.wild.example.test`` has A 198.51.100.99 (fresh names for cache tests).
+Any ``<x>.wild.example.test`` has A 198.51.100.99 (fresh names for cache tests);
+``<x>.old.example.test`` too, but answers FORMERR to EDNS queries like an old server.
 ``queries.stats.fake TXT`` answers with how many other queries it has seen, so a test
 can tell a cache hit (count unchanged) from a forwarded query.
 
@@ -17,7 +18,7 @@ import socket
 import threading
 import time
 
-from dnslib import QTYPE, RCODE, RR, SOA, TXT, A, DNSRecord
+from dnslib import QTYPE, RCODE, RR, SOA, TXT, A, DNSHeader, DNSRecord
 from dnslib.server import BaseResolver, DNSHandler, DNSLogger, DNSServer
 
 ZONE = "example.test."
@@ -61,7 +62,7 @@ class FakeResolver(BaseResolver):
         with self.lock:
             self.count += 1
         records = RECORDS.get((name, q.qtype))
-        if name.endswith(".wild.example.test.") and q.qtype == QTYPE.A:
+        if name.endswith((".wild.example.test.", ".old.example.test.")) and q.qtype == QTYPE.A:
             reply.add_answer(RR(q.qname, QTYPE.A, ttl=300, rdata=A("198.51.100.99")))
         elif records:
             for rr in records:
@@ -72,6 +73,16 @@ class FakeResolver(BaseResolver):
             reply.header.rcode = RCODE.NXDOMAIN
             reply.add_auth(SOA_RR)
         return reply
+
+
+def _old_server_formerr(request: DNSRecord) -> bytes | None:
+    """Names under old.example.test play a pre-EDNS server: FORMERR to any OPT record."""
+    if str(request.q.qname).lower().endswith(".old.example.test.") and any(
+        r.rtype == QTYPE.OPT for r in request.ar
+    ):
+        reply = DNSRecord(DNSHeader(id=request.header.id, qr=1, rcode=RCODE.FORMERR))
+        return reply.pack()
+    return None
 
 
 class TruncatingHandler(DNSHandler):
@@ -87,6 +98,9 @@ class TruncatingHandler(DNSHandler):
 
     def get_reply(self, data: bytes) -> bytes:
         request = DNSRecord.parse(data)
+        formerr = _old_server_formerr(request)
+        if formerr is not None:
+            return formerr
         reply = self.server.resolver.resolve(request, self)
         wire = reply.pack()
         if self.protocol == "udp":

@@ -42,6 +42,10 @@ records = ["gw IN A 10.66.0.254", "wiki IN CNAME gw", "mail IN MX 10 gw"]
 """
 
 
+# Log readers of the running appliances: a query that gets no answer shows their logs.
+_APPLIANCE_LOGS: list = []
+
+
 @dataclass
 class DNSLab:
     lab: LabNetwork
@@ -70,6 +74,7 @@ def dns_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DNSLab]:
         start = text.index("[dns]")
         app.config_path.write_text(text[:start] + DNS_TABLE)
         app.start()
+        _APPLIANCE_LOGS.append(app.log_text)
         try:
             app.wait_ready()
             _wait_for(lambda: "ready" in (tmp / "upstream.log").read_text(), "fake upstream")
@@ -78,6 +83,7 @@ def dns_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DNSLab]:
                 lab, app, upstream, lab.add_host("10.66.0.50/24"), lab.add_host("10.66.0.70/24")
             )
         finally:
+            _APPLIANCE_LOGS.remove(app.log_text)
             app.stop()
 
 
@@ -100,7 +106,9 @@ def dig(host: LabHost, *args: str, tool: str = "dig") -> Reply:
     result = host.run([tool, f"@{SERVER}", *extra, *args], timeout=30)
     text = result.stdout.decode(errors="replace")
     status = re.search(r"status: (\w+)", text)
-    assert status, f"{tool} {' '.join(args)} got no answer:\n{text}{result.stderr.decode()}"
+    if not status:
+        logs = "\n".join(f() for f in _APPLIANCE_LOGS)[-4000:]
+        pytest.fail(f"{tool} {' '.join(args)} got no answer:\n{text}\nappliance log:\n{logs}")
     flags = re.search(r"flags: ([a-z ]*)[;]", text, re.IGNORECASE)
     return Reply(
         status=status.group(1),
@@ -242,6 +250,19 @@ def test_forged_upstream_answers_are_ignored_and_poison_is_not_cached(dns_lab: D
     assert answer.answers == [("spoof.example.test.", "A", "198.51.100.13")]
     poison = dig(dns_lab.client, "poison.example.test")
     assert poison.status == "NXDOMAIN" and poison.answers == []
+
+
+def test_upstream_without_edns_is_asked_again_plainly(dns_lab: DNSLab):
+    answer = dig(dns_lab.client, "a.old.example.test")
+    assert answer.answers == [("a.old.example.test.", "A", "198.51.100.99")]
+
+
+def test_several_queries_on_one_tcp_connection(dns_lab: DNSLab):
+    names = ["gw.maas.lan", "www.example.test", "ns.maas.lan"]
+    result = dns_lab.client.run(
+        ["kdig", f"@{SERVER}", "+tcp", "+keepopen", "+short", "+time=5", *names], timeout=30
+    )
+    assert result.stdout.decode().split() == ["10.66.0.254", "198.51.100.10", SERVER]
 
 
 def test_cache_hit_after_miss_does_not_ask_upstream_again(dns_lab: DNSLab):

@@ -31,10 +31,10 @@ def test_conditional_forwarders_pick_the_longest_matching_domain():
     assert choose_upstreams("notcorp.example.", (U1,), conditional) == (U1,)
 
 
-def test_failed_upstream_is_held_down_with_doubling_up_to_a_cap():
+def test_definite_failure_holds_an_upstream_down_with_doubling_up_to_a_cap():
     health = UpstreamHealth()
     assert health.usable((U1, U2), 0) == [U1, U2]
-    assert health.failed(U1, 0) == 1.0
+    assert health.failed(U1, 0) == 1.0  # port unreachable: at once
     assert health.usable((U1, U2), 0.5) == [U2]
     assert health.usable((U1, U2), 1.0) == [U1, U2]
     assert health.failed(U1, 1.0) == 2.0
@@ -43,6 +43,16 @@ def test_failed_upstream_is_held_down_with_doubling_up_to_a_cap():
     assert holddown == HOLDDOWN_MAX
     health.succeeded(U1)
     assert health.usable((U1,), 10.0) == [U1]
+
+
+def test_one_timeout_is_forgiven_the_second_in_a_row_holds_down():
+    health = UpstreamHealth()
+    assert health.failed(U1, 0, definite=False) == 0.0
+    assert health.usable((U1,), 0) == [U1]
+    health.succeeded(U1)
+    assert health.failed(U1, 5, definite=False) == 0.0  # the count started again
+    assert health.failed(U1, 6, definite=False) == 1.0
+    assert health.usable((U1,), 6.5) == []
 
 
 def test_answer_must_match_id_and_question():
@@ -58,8 +68,12 @@ def test_answer_must_match_id_and_question():
     aaaa = DNSRecord.question("www.example.test", "AAAA").reply()
     aaaa.header.id = 0x1234
     assert not question_matches(bytes(aaaa.pack()), 0x1234, QUESTION)
-    bare_tc = bytes.fromhex("12348200000000000000 0000".replace(" ", ""))
+    bare_tc = bytes.fromhex("123482000000000000000000")
     assert question_matches(bare_tc, 0x1234, QUESTION)  # truncated, no question: use TCP
+    bare_formerr = bytes.fromhex("123480010000000000000000")
+    assert question_matches(bare_formerr, 0x1234, QUESTION)  # an old server's FORMERR
+    bare_ok = bytes.fromhex("123480000000000000000000")
+    assert not question_matches(bare_ok, 0x1234, QUESTION)  # NOERROR needs the question
     assert not question_matches(good[:20], 0x1234, QUESTION)
 
 
