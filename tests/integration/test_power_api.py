@@ -34,7 +34,7 @@ def appliance(tmp_path_factory) -> Iterator[LabAppliance]:
             config.write("\n[power]\ntimeout = 5\nattempts = 2\nretry_delay = 1\n")
         app.start()
         try:
-            app.wait_ready()
+            app.wait_ready(timeout=90)  # generous: CI boxes can be heavily loaded
             yield app
         finally:
             app.stop()
