@@ -82,27 +82,40 @@ run_clients() {
     echo "$ok $(python3 -c "print($t1 - $t0)")"
 }
 
+start_server() {
+    bg_start "$WORK/$1.out" ip netns exec "$SRV_NS" bash -c "exec $(server_cmd "$1")"
+    SPID=$BG_PID
+    wait_udp "$SRV_NS" 69 30
+    sleep 0.5  # worker processes bind after their interpreter starts
+}
+stop_server() {
+    kill -0 "$SPID" 2>/dev/null || { log "server $1 died:"; tail -20 "$WORK/$1.out" >&2; }
+    bg_stop "$SPID"
+}
+
 netns_up
 log "file ${SIZE_MB} MiB; servers: $SERVERS; settings: $SETTINGS x clients $CONCS (+ $BIG_CONC x ${BIG_CONC_MB} MiB)"
-for srv in $SERVERS; do
-    bg_start "$WORK/$srv.out" ip netns exec "$SRV_NS" bash -c "exec $(server_cmd "$srv")"
-    SPID=$BG_PID
-    wait_udp "$SRV_NS" 69 15
-    sleep 0.3
-    for setting in $SETTINGS; do
-        bs=${setting%-w*}; ws=${setting#*-w}
-        for n in $CONCS; do
+# Settings outside, servers inside: every server is measured at a setting within a minute
+# or so of the others, so load from elsewhere on the machine skews the ratios less.
+for setting in $SETTINGS; do
+    bs=${setting%-w*}; ws=${setting#*-w}
+    for n in $CONCS; do
+        for srv in $SERVERS; do
+            start_server "$srv"
             read -r ok secs < <(run_clients "$n" big.img "$bs" "$ws")
+            stop_server "$srv"
             mbs=$(python3 -c "print(round($ok * $SIZE_MB * 1048576 / 1e6 / $secs, 2))")
             rec "$srv:$setting:c$n" "$mbs"
             [ "$ok" = "$n" ] || log "$srv $setting x$n: only $ok of $n transfers complete"
         done
     done
+done
+for srv in $SERVERS; do
+    start_server "$srv"
     read -r ok secs < <(run_clients "$BIG_CONC" mid.img 1468 16)
+    stop_server "$srv"
     rec "$srv:1468-w16:c$BIG_CONC" "$(python3 -c "print(round($ok * $BIG_CONC_MB * 1048576 / 1e6 / $secs, 2))")"
     rec "$srv:complete:c$BIG_CONC" "$ok"
-    kill -0 "$SPID" 2>/dev/null || { log "server $srv died:"; tail -20 "$WORK/$srv.out" >&2; }
-    bg_stop "$SPID"
 done
 
 echo
