@@ -99,6 +99,24 @@ def test_the_unit_passes_systemd_analyze_verify_against_the_installed_root(insta
     assert "netboot" not in result.stderr, result.stderr
 
 
+def test_the_unit_is_hardened_to_an_exposure_of_at_most_2_of_10(installed: Path):
+    # systemd's own scoring of the sandbox (0 = locked down, 10 = unprotected); the
+    # network capabilities and address families netboot needs are most of what is left.
+    result = _run(
+        [
+            "systemd-analyze",
+            "security",
+            "--offline=true",
+            f"--root={installed}",
+            "--threshold=20",
+            "/etc/systemd/system/netboot.service",
+        ],
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert "Overall exposure level for netboot.service: 1." in result.stdout, result.stdout[-500:]
+
+
 def test_the_installed_cli_runs_init_and_status_in_the_chroot(installed: Path):
     init = _chroot(
         installed,
