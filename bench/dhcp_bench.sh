@@ -16,7 +16,7 @@
 #   RATIO dhcp <setting> ours/<peer> <x.xx>      (> 1.00: ours is better)
 #
 # Knobs: DURATION (5), SETTINGS, PEERS ("kea dnsmasq"), RATES_FAST, RATES_SLOW, TRIES (2),
-# LEASE_BASE (/var/tmp), PROFILE=1 (py-spy-free cProfile of ours at one rate).
+# LEASE_BASE (/var/tmp), PROFILE=1 (CPU profile of ours at PROFILE_RATE, by stage).
 # Needs root, kea-dhcp4-server, kea-admin (perfdhcp), dnsmasq-base, gcc.
 set -euo pipefail
 
@@ -126,10 +126,9 @@ rogue_probe_seconds = 0
 conflict_probe = false
 EOF
             mkdir -p "$tmp/boot"
-            local prof=""
-            [ -n "${PROFILE_OUT:-}" ] && prof="-m cProfile -o $PROFILE_OUT"
-            ip netns exec "$SRV_NS" bash -c "exec $PY $prof -m netboot.dhcp.run --config $tmp/netboot.toml" \
-                >"$tmp/server.out" 2>&1 &
+            local runner="-m netboot.dhcp.run --config $tmp/netboot.toml"
+            [ -n "${PROFILE_OUT:-}" ] && runner="$HERE/dhcp_profile.py run --config $tmp/netboot.toml --out $PROFILE_OUT"
+            ip netns exec "$SRV_NS" bash -c "exec $PY $runner" >"$tmp/server.out" 2>&1 &
             ;;
         kea)
             sed -e "s#@IFACE@#$SRV_IF#; s#@PERSIST@#true#; s#@TMP@#$tmp#g; s#@SRV_IP@#$SRV_IP#g" \
@@ -231,9 +230,8 @@ done
 if [ "${PROFILE:-0}" = 1 ]; then
     pair_up prof
     PROFILE_OUT=$WORK/ours.prof run_rung ours relay-50k "${PROFILE_RATE:-4000}"
-    log "profile of ours at ${PROFILE_RATE:-4000}/s relay-50k (top 25 by own time):"
-    "$PY" -c "import pstats,sys; pstats.Stats(sys.argv[1]).sort_stats('tottime').print_stats(25)" \
-        "$WORK/ours.prof" | sed -n '1,60p'
+    log "where ours spends CPU at ${PROFILE_RATE:-4000}/s offered, relay-50k:"
+    "$PY" "$HERE/dhcp_profile.py" report "$WORK/ours.prof"
     pair_down
 fi
 

@@ -95,6 +95,7 @@ class DHCPServer:
         self.subnets = SubnetMap(cfg.subnets, self.table)
         self._options = {s.name: SubnetOptions.of(s.cfg) for s in self.subnets.subnets}
         self.our_ids = frozenset(int(s.server_id) for s in self.subnets.subnets)
+        self._framed: dict[tuple, bytes] = {}  # reply options field by request shape
         self._proxy_id = cfg.subnets[0].server_id if cfg.subnets else None
         self.committer = GroupCommitter(
             leases.apply, reactor, self._commit_failed, mode=commit_mode
@@ -311,11 +312,35 @@ class DHCPServer:
         lease = decision.lease_seconds if decision is not None else None
         if hostname is None and 12 in facts.param_request:
             hostname = self.hostname_for(facts.mac)
-        opts = build_options(facts, self._options[subnet.name], server_id, lease, boot, hostname)
         file = _file_field(boot)
         yiaddr = decision.ip if decision is not None else 0
         siaddr = int(server_id) if boot else 0
-        wire = self._encode(packet, reply_type, yiaddr, siaddr, file, opts, facts)
+        # The options depend on these facts only: most clients of a subnet send the same
+        # request list, so the framed options field is built once and reused.
+        key = (
+            subnet.name,
+            lease,
+            facts.param_request,
+            hostname,
+            boot,
+            facts.is_ipxe,
+            facts.is_pxe,
+            facts.relay_agent_info,
+            facts.max_message_size,
+        )
+        framed = self._framed.get(key)
+        if framed is not None:
+            wire = encode_reply(packet, reply_type, yiaddr, siaddr, packet.flags, file, framed)
+        else:
+            opts = build_options(
+                facts, self._options[subnet.name], server_id, lease, boot, hostname
+            )
+            framed = frame_options(opts, facts.max_message_size)
+            if framed is not None:
+                if len(self._framed) >= _FRAMED_CACHE:
+                    self._framed.clear()
+                self._framed[key] = framed
+            wire = self._encode(packet, reply_type, yiaddr, siaddr, file, opts, facts)
         dest = self._destination(packet, reply_type, yiaddr, send)
         send(wire, dest)
         self.stats[_SENT[reply_type]] += 1
@@ -431,6 +456,7 @@ class DHCPServer:
 
 
 _SENT = {t: f"sent_{t.name.lower()}" for t in MessageType}
+_FRAMED_CACHE = 4096
 _pack_ip = struct.Struct("!I").pack
 
 

@@ -1,0 +1,171 @@
+"""Profile netboot's DHCP server under load and say where the CPU time goes. Not a test.
+
+dhcp_profile.py run --config FILE --out PROF   netboot.dhcp.run under cProfile, timed
+                                               by CPU time (time.process_time), so
+                                               preemption on a busy box does not count;
+                                               the profile is written on SIGTERM.
+dhcp_profile.py report PROF                    CPU time per stage of the packet path.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import os
+import pstats
+import signal
+import struct
+import sys
+import tempfile
+import time
+from ipaddress import IPv4Address
+from pathlib import Path
+
+# stage -> functions (file suffix, function name) whose *cumulative* time it is.
+STAGES = {
+    "receive (recvfrom)": [("~", "<method 'recvfrom' of '_socket.socket' objects>")],
+    "decode (codec.from_bytes)": [("dhcp/codec.py", "from_bytes")],
+    "facts (facts_from_packet)": [("dhcp/facts.py", "facts_from_packet")],
+    "decide (policy.decide)": [("dhcp/policy.py", "decide")],
+    "subnet select + boot choice": [
+        ("dhcp/subnets.py", "select"),
+        ("bootconfig/methods.py", "choose_boot"),
+    ],
+    "reply options + encode": [
+        ("dhcp/answer.py", "build_options"),
+        ("dhcp/server.py", "_encode"),
+    ],
+    "send (sendto)": [("~", "<method 'sendto' of '_socket.socket' objects>")],
+    "lease commit (SQLite upsert + COMMIT/fsync)": [("store/leases.py", "apply")],
+}
+
+
+def run(config: str, out: str) -> int:
+    from netboot.dhcp import run as dhcp_run
+
+    profiler = cProfile.Profile(time.process_time)
+
+    def dump(*_: object) -> None:
+        profiler.disable()
+        profiler.dump_stats(out)
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, dump)
+    profiler.enable()
+    try:
+        return dhcp_run.main(["--config", config])
+    finally:
+        dump()
+
+
+def micro(count: int) -> None:
+    from twisted.internet.task import Clock
+
+    from netboot.dhcp.server import DHCPServer
+    from netboot.dhcp.settings import parse_dhcp
+    from netboot.store.leases import LeaseStore
+    from netboot.store.sqlite import open_store
+
+    workdir = Path(tempfile.mkdtemp(prefix="nbdh-micro.", dir="/var/tmp"))
+    db = workdir / "netboot.sqlite3"
+    open_store(db).close()
+    cfg = parse_dhcp(
+        {
+            "interfaces": ["x"],
+            "subnet": "10.77.0.0/16",
+            "range_start": "10.77.0.10",
+            "range_end": "10.77.250.0",
+            "router": "10.77.0.1",
+            "log_replies": False,
+            "lease_seconds": 43200,
+        },
+        IPv4Address("10.77.0.1"),
+    )
+    clock = Clock()
+    clock.advance(time.time())
+    server = DHCPServer(
+        cfg, "http://10.77.0.1:5248", LeaseStore(db), clock, clock.seconds, commit_mode="reactor"
+    )
+    header = struct.Struct("!BBBBIHHIIII16s64s128s")
+    giaddr = int(IPv4Address("10.77.255.254"))
+
+    def packet(mtype: int, xid: int, mac: bytes, offered: bytes = b"") -> bytes:
+        head = header.pack(1, 1, 6, 1, xid, 0, 0, 0, 0, 0, giaddr, mac + bytes(10), b"", b"")
+        opts = bytes((53, 1, mtype, 61, 7, 1)) + mac
+        if offered:
+            opts += bytes((50, 4)) + offered + bytes((54, 4, 10, 77, 0, 1))
+        opts += bytes((55, 6, 1, 28, 2, 3, 15, 6, 255))
+        return (head + b"\x63\x82\x53\x63" + opts).ljust(300, b"\0")
+
+    macs = [os.urandom(6) for _ in range(count)]
+    discovers = [packet(1, i, mac) for i, mac in enumerate(macs)]
+    last: list[bytes] = []
+
+    def send(data: bytes, dest: tuple[str, int]) -> None:
+        last.append(data)
+
+    profiler = cProfile.Profile(time.process_time)
+    started = time.process_time()
+    profiler.enable()
+    for i, mac in enumerate(macs):
+        server.handle(discovers[i], ("10.77.255.254", 67), "x", send)
+        offer = last.pop()
+        server.handle(packet(3, i, mac, offer[16:20]), ("10.77.255.254", 67), "x", send)
+        if i % 16 == 15:
+            clock.advance(0)  # end of a reactor pass: the group commit
+    clock.advance(0)
+    profiler.disable()
+    cpu = time.process_time() - started
+    out = workdir / "micro.prof"
+    profiler.dump_stats(str(out))
+    print(f"{count} DORAs in {cpu:.2f} CPU s under the profiler: {count / cpu:.0f} DORA/s")
+    print(f"{server.committer.batches} commits, {len(last)} ACKs sent after their commit")
+    report(str(out), packet_path=("dhcp/server.py", "handle"))
+
+
+def report(path: str, packet_path: tuple[str, str] | None = None) -> None:
+    stats = pstats.Stats(path)
+    table = stats.stats  # (file, line, name) -> (cc, nc, tt, ct, callers)
+
+    def cumulative(suffix: str, name: str) -> float:
+        return sum(
+            ct
+            for (f, _, n), (_, _, _, ct, _) in table.items()
+            if n == name and (suffix == "~" or f.endswith(suffix))
+        )
+
+    handled = 0
+    for (f, _, n), (_, nc, _, _, _) in table.items():
+        if f.endswith("dhcp/server.py") and n == "_handle":
+            handled = nc
+    # The packet path only: socket reads (which call the handlers) and commit flushes;
+    # start-up, imports and timers are left out.
+    entry = packet_path or ("twisted/internet/udp.py", "doRead")
+    busy = cumulative(*entry) + cumulative("dhcp/commit.py", "_flush_now")
+    print(f"packets handled: {handled}; CPU on the packet path: {busy:.2f} s")
+    print(f"  = {1e6 * busy / max(handled, 1):.0f} us per packet, all stages included")
+    accounted = 0.0
+    for stage, funcs in STAGES.items():
+        seconds = sum(cumulative(suffix, name) for suffix, name in funcs)
+        accounted += seconds
+        print(
+            f"  {stage:45s} {100 * seconds / max(busy, 1e-9):5.1f}%"
+            f"  {1e6 * seconds / max(handled, 1):6.1f} us/packet"
+        )
+    rest = busy - accounted
+    print(
+        f"  {'the rest (Twisted, table updates, dispatch)':45s}"
+        f" {100 * rest / max(busy, 1e-9):5.1f}%"
+        f"  {1e6 * rest / max(handled, 1):6.1f} us/packet"
+    )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 2 and sys.argv[1] == "micro":
+        micro(int(sys.argv[2]) if len(sys.argv) > 2 else 20000)
+    elif len(sys.argv) >= 2 and sys.argv[1] == "report":
+        report(sys.argv[2])
+    elif len(sys.argv) >= 6 and sys.argv[1] == "run":
+        sys.exit(run(sys.argv[3], sys.argv[5]))
+    else:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
