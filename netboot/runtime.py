@@ -45,6 +45,8 @@ class Runtime:
         self.clock = clock
         self.started = clock()
         self.last_reload: dict[str, Any] | None = None
+        self._serving = False
+        self._early_sighup = False
         # What the running configuration was read from (status: "changed on disk?").
         self.loaded_sha256 = config_digest(config_path) if config_path else None
         self.reloader = (
@@ -84,18 +86,32 @@ class Runtime:
         except OSError as exc:
             log.warn("cannot write the status file: {error}", error=exc)
 
+    def hear_sighup(self) -> None:
+        """Take over SIGHUP now (its default action would kill the process); a SIGHUP
+        that arrives before ``ready()`` is kept and applied once serving."""
+        if self.reloader is not None:
+            signal.signal(signal.SIGHUP, self._on_sighup)
+
     def ready(self) -> None:
-        """Every listener is bound: tell systemd, write the status file, hear SIGHUP."""
+        """Every listener is bound: tell systemd, write the status file."""
         summary = self._summary(self.cfg)
         self._write("ready", summary)
         self.notifier.ready(summary)
+        self._serving = True
         if self.reloader is not None:
-            signal.signal(signal.SIGHUP, self._on_sighup)
             log.info("SIGHUP (systemctl reload) re-reads {path}", path=str(self.config_path))
+            if self._early_sighup:
+                self.reloader.request()
 
     def _on_sighup(self, signum: int, frame: Any) -> None:
         # A signal handler runs between bytecodes: hand over to the reactor thread.
-        self.reactor.callFromThread(self.reloader.request)
+        self.reactor.callFromThread(self._sighup)
+
+    def _sighup(self) -> None:
+        if self._serving:
+            self.reloader.request()
+        else:
+            self._early_sighup = True
 
     def _reloaded(self, cfg: Config, ok: bool, message: str) -> None:
         self.cfg = cfg

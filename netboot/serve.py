@@ -38,6 +38,7 @@ def serve(cfg: Config, reactor=default_reactor, config_path: Path | None = None)
         lambda new: make_service(new, store, reactor, metrics=metrics),
         Notifier.from_environ(os.environ),
     )
+    runtime.hear_sighup()
     failed: list[BaseException] = []
 
     def start() -> None:

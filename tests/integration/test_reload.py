@@ -192,3 +192,31 @@ def test_sighup_with_a_new_range_applies_it_without_restart_or_dropping_state(
     assert code == 0, doc["problems"]
     assert doc["store"]["leases_active"] == 1  # the lease from before the reload
     assert doc["service"]["last_reload"]["ok"] is True
+
+
+def _catches_sighup(pid: int) -> bool:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGHUP - 1)))
+    return False
+
+
+def test_sighup_during_start_up_is_not_fatal_and_is_applied_once_serving(
+    lab: LabNetwork, fake_boot_dir: Path, tmp_path: Path
+):
+    app = LabAppliance(lab, tmp_path / "appliance", fake_boot_dir)
+    rewrite(app, 'range_start = "10.66.0.100"', 'range_start = "10.66.0.150"')
+    app.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not _catches_sighup(app.proc.pid):  # netboot took SIGHUP over
+            assert app.proc.poll() is None and time.monotonic() < deadline, app.log_text()
+            time.sleep(0.01)
+        rewrite(app, 'range_end = "10.66.0.199"', 'range_end = "10.66.0.160"')
+        os.kill(app.proc.pid, signal.SIGHUP)  # most likely before "ready"
+        app.wait_ready()
+        wait_for_log(app, "reloaded ")
+        assert app.proc.poll() is None
+        assert IPv4Address("10.66.0.150") <= offer(lab.add_host()) <= IPv4Address("10.66.0.160")
+    finally:
+        app.stop()
