@@ -31,7 +31,13 @@ def make_resolver(
         ttl=cfg.ttl,
         static_records=cfg.records,
     )
-    forwarder = Forwarder(reactor, cfg.upstreams, cfg.forward_zones, timeout=cfg.upstream_timeout)
+    forwarder = Forwarder(
+        reactor,
+        cfg.upstreams,
+        cfg.forward_zones,
+        timeout=cfg.upstream_timeout,
+        hold_down=cfg.hold_down,
+    )
     return Resolver(
         zones=LiveZones(store, settings, reactor.seconds),
         acl=RecursionAcl(cfg.allow_recursion),
@@ -84,6 +90,7 @@ def start_dns(
             upstreams=(Upstream(IPv4Address("127.0.0.1"), port),),
             forward_zones=(),
             upstream_timeout=min(30.0, cfg.upstream_timeout * attempts + 1.0),
+            hold_down=False,
         )
         spec = WorkerSpec(worker_cfg, server_address, Path(store.path))
         workers = WorkerPool(reactor, spec, cfg.workers)

@@ -56,23 +56,32 @@ class UpstreamHealth:
 
     A definite failure (port unreachable, no route, connection refused) holds the
     upstream down at once; timeouts only from the second in a row, so one lost datagram
-    does not take the only upstream away. Hold-downs double while failures go on."""
+    does not take the only upstream away. Hold-downs double while failures go on.
+    Failures of queries sent before the last hold-down began do not count again: a
+    hundred queries in flight that time out together are one outage, not a hundred."""
 
     def __init__(self) -> None:
         self._down_until: dict[Upstream, float] = {}
+        self._changed: dict[Upstream, float] = {}
         self._failures: Counter[Upstream] = Counter()
 
     def usable(self, upstreams: Sequence[Upstream], now: float) -> list[Upstream]:
         return [u for u in upstreams if now >= self._down_until.get(u, 0.0)]
 
-    def failed(self, upstream: Upstream, now: float, definite: bool = True) -> float:
-        """Record a failure; return the hold-down it earned (0: none yet)."""
+    def failed(
+        self, upstream: Upstream, now: float, definite: bool = True, sent: float | None = None
+    ) -> float:
+        """Record a failure of a query sent at ``sent`` (default: now); return the
+        hold-down it started (0: none)."""
+        if sent is not None and sent < self._changed.get(upstream, float("-inf")):
+            return 0.0  # already accounted for by the hold-down that began since
         self._failures[upstream] += 1
         strikes = self._failures[upstream] - (0 if definite else 1)
         if strikes < 1:
             return 0.0
         holddown = min(HOLDDOWN_MAX, HOLDDOWN_MIN * 2 ** (strikes - 1))
         self._down_until[upstream] = now + holddown
+        self._changed[upstream] = now
         return holddown
 
     def succeeded(self, upstream: Upstream) -> None:
@@ -114,6 +123,7 @@ class Forwarder:
         conditional: Sequence[tuple[str, Sequence[Upstream]]] = (),
         timeout: float = 2.0,
         max_inflight: int = 512,
+        hold_down: bool = True,
     ) -> None:
         self.reactor = reactor
         self.upstreams = tuple(upstreams)
@@ -122,6 +132,8 @@ class Forwarder:
         self.health = UpstreamHealth()
         self.stats: Counter[str] = Counter()
         self.max_inflight = max_inflight
+        # Off for a worker's only upstream (the main process): never worth holding down.
+        self.hold_down = hold_down
         self.inflight = 0
 
     def resolve(self, qname: str, question: bytes) -> defer.Deferred:
@@ -153,14 +165,17 @@ class Forwarder:
             )
         last = "no answer"
         for upstream in candidates:
+            sent = self.reactor.seconds()
             try:
                 reply = yield self._ask(upstream, question)
             except _AttemptFailed as exc:
                 last = f"{upstream}: {exc}"
                 self.stats["upstream_failures"] += 1
-                if exc.mark_down:
+                if exc.mark_down and self.hold_down:
                     now = self.reactor.seconds()
-                    holddown = self.health.failed(upstream, now, exc.definite)
+                    holddown = self.health.failed(upstream, now, exc.definite, sent)
+                    if holddown == 0:
+                        continue
                     log.warn(
                         "upstream {upstream} failed ({reason}); held down {holddown:.0f}s",
                         upstream=str(upstream),

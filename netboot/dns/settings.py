@@ -70,6 +70,7 @@ class DNSConfig:
     ttl: int = 30
     upstream_timeout: float = 1.5
     workers: int = 0
+    hold_down: bool = True  # not a TOML key: off in worker processes (dns/build.py)
 
 
 def served_subnets(dhcp: Any) -> tuple[list[IPv4Network], str | None]:

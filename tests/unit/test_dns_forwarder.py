@@ -105,3 +105,13 @@ def test_queries_past_the_inflight_bound_fail_at_once_without_holding_upstreams_
     assert "in flight" in str(failures[0].value)
     assert forwarder.health.usable((U1,), 0) == [U1]
     assert forwarder.inflight == 0
+
+
+def test_queries_in_flight_when_an_outage_began_do_not_escalate_the_hold_down():
+    health = UpstreamHealth()
+    assert health.failed(U1, 10.0, definite=False, sent=8.0) == 0.0
+    assert health.failed(U1, 10.0, definite=False, sent=8.0) == 1.0  # second: held down
+    for _ in range(100):  # the rest of the burst, sent before the hold-down began
+        assert health.failed(U1, 10.1, definite=False, sent=8.5) == 0.0
+    assert health.usable((U1,), 11.0) == [U1]  # 1 s, not 30 s
+    assert health.failed(U1, 12.0, definite=False, sent=11.0) == 2.0  # a fresh probe failed
