@@ -86,7 +86,15 @@ start_server() {
     bg_start "$WORK/$1.out" ip netns exec "$SRV_NS" bash -c "exec $(server_cmd "$1")"
     SPID=$BG_PID
     wait_udp "$SRV_NS" 69 30
-    sleep 0.5  # worker processes bind after their interpreter starts
+    # Worker processes bind after their interpreter starts: wait for all of them, so no
+    # start-up work overlaps the measurement.
+    local want=1 i
+    [ "$1" = ours ] && want=$OURS_WORKERS
+    for i in $(seq 1 300); do
+        [ "$(ip netns exec "$SRV_NS" ss -Huln 'sport = :69' | wc -l)" -ge "$want" ] && break
+        sleep 0.1
+    done
+    sleep 0.3
 }
 stop_server() {
     kill -0 "$SPID" 2>/dev/null || { log "server $1 died:"; tail -20 "$WORK/$1.out" >&2; }

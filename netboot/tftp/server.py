@@ -287,12 +287,14 @@ class TFTPServerProtocol(DatagramProtocol):
             bytes=session.bytes_acked,
             blksize=session.options.blksize,
             seconds=self.reactor.seconds() - transfer.started,
+            retransmits=session.retransmits,
             reason=step.reason,
         )
         if step.state is State.DONE:
             self.stats.transfers_ok += 1
             self.log.info(
-                "tftp: sent {file} to {peer}: {bytes} bytes, blksize {blksize}, {seconds:.3f} s",
+                "tftp: sent {file} to {peer}: {bytes} bytes, blksize {blksize}, "
+                "{seconds:.3f} s, {retransmits} timeouts",
                 **fields,
             )
         elif step.state is State.ABORTED:

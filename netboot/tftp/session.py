@@ -213,6 +213,7 @@ class ReadSession:
         self.state = State.NEW
         self.reason = ""
         self.bytes_sent = 0  # DATA payload octets put on the wire, retransmissions included
+        self.retransmits = 0  # timer expiries that resent something (or gave up)
         self._read = reader_for(source)
         self._timeouts = (
             tuple(float(options.timeout) for _ in timeouts)
@@ -268,6 +269,7 @@ class ReadSession:
         if self.state in TERMINAL or self.state is State.NEW:
             return self._step(())
         self._tries += 1
+        self.retransmits += 1
         if self._tries >= len(self._timeouts):
             return self._finish(
                 State.FAILED,
