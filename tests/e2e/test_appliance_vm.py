@@ -5,8 +5,12 @@ netboot installed by packaging/install.sh and enabled. QEMU (TCG) boots it from 
 disk (SeaBIOS -> syslinux -> kernel -> systemd) with the management NIC on user-mode
 networking (restrict=on) and the provisioning NIC on a lab tap. We wait for systemd to
 report netboot.service started -- with Type=notify that happens only after netboot sent
-READY=1 -- then PXE boot a BIOS node through the appliance to enlistment, and read the
-node back through the appliance's HTTP API from a client namespace on the lab bridge.
+READY=1 -- and for `netboot status` on the console. Then, as an operator would, we SSH
+in on the provisioning address and `systemctl reload` under the real systemd: a broken
+file is refused (same PID, still active), a new DHCP range is applied (same PID, only
+DHCP restarted). Then a BIOS node PXE boots through the appliance to enlistment with an
+address from the new range, and we read it back through the appliance's HTTP API from a
+client namespace on the lab bridge.
 """
 
 from __future__ import annotations
@@ -33,6 +37,11 @@ BUILD_TIMEOUT = 1800  # uncached: mmdebstrap downloads ~150 MB (measured 1.5-7 m
 READY_TIMEOUT = 900
 ENLIST_TIMEOUT = 300  # LAB-NOTES: 13-25 s per node idle, 2-3x loaded
 READY_LINE = "Started netboot.service"
+SSH_TIMEOUT = 300
+# Vagrant's published insecure key pair: the image's vagrant user accepts it (docs).
+VAGRANT_KEY = Path("/usr/share/rubygems-integration/all/gems/vagrant-2.3.4/keys/vagrant")
+# `systemctl reload` under the real systemd, run over SSH as the vagrant user.
+RELOAD_SCRIPT = Path(__file__).with_name("appliance_reload.sh")
 PROV_MAC = "52:54:00:ad:00:02"
 NODE = NodeSpec(
     "vm-node",
@@ -167,6 +176,20 @@ def test_admin_vm_boots_netboot_and_enlists_a_pxe_node(tmp_path: Path):
             for listener in ("http", "tftp", "dhcp", "dns"):
                 assert re.search(rf"{listener} +bound ", report), report[:2000]
 
+            # Operator path: SSH in on the provisioning address, `systemctl reload`.
+            client = lab.add_host("10.66.0.3/24")
+            t_ssh = time.monotonic()
+            out = _ssh_script(client, tmp_path, RELOAD_SCRIPT.read_text())
+            print(f"ssh + two systemctl reloads: {time.monotonic() - t_ssh:.1f}s")
+            assert "bad-reload-exit=0" in out, out
+            assert "after-bad: active pid-same=yes" in out, out
+            assert re.search(r"refused-lines=[1-9]", out), out
+            assert "good-reload-exit=0" in out, out
+            assert "after-good: active pid-same=yes" in out, out
+            plan = next(line for line in out.splitlines() if "reload plan:" in line)
+            assert plan.endswith("start dhcp"), plan
+            assert "netboot: healthy" in out and "status-exit=0" in out, out
+
             t1 = time.monotonic()
             node = QemuNode(lab, NODE, tmp_path / "nodes")
             try:
@@ -179,7 +202,6 @@ def test_admin_vm_boots_netboot_and_enlists_a_pxe_node(tmp_path: Path):
             assert code == 0, node.serial_tail()
             print(f"node: PXE boot -> enlisted, powered off {time.monotonic() - t1:.1f}s")
 
-            client = lab.add_host("10.66.0.3/24")
             got = client.run(
                 ["curl", "-sS", "--max-time", "20", "http://10.66.0.1:5248/api/nodes"], timeout=60
             )
@@ -191,9 +213,9 @@ def test_admin_vm_boots_netboot_and_enlists_a_pxe_node(tmp_path: Path):
             assert enlisted["status_name"] == "New"
             assert enlisted["vendor"] == NODE.vendor and enlisted["serial"] == NODE.serial
             assert enlisted["hostname"]
-            # The node got its address from the appliance's range (netboot init's choice).
+            # Its address came from the range the reload put in force, not the first one.
             acks = re.findall(rf"ACK 10\.66\.0\.(\d+) to {NODE.mac}", vm.serial())
-            assert acks and all(128 <= int(a) <= 254 for a in acks), acks
+            assert acks and all(200 <= int(a) <= 210 for a in acks), acks
             print(f"total (build + boot + enlist): {time.monotonic() - t0:.1f}s")
         finally:
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -201,6 +223,40 @@ def test_admin_vm_boots_netboot_and_enlists_a_pxe_node(tmp_path: Path):
                 (ARTIFACTS / "appliance.serial.log").write_text(vm.serial())
             if node is not None and node.serial_log.exists():
                 (ARTIFACTS / "appliance-node.serial.log").write_bytes(node.serial_log.read_bytes())
+
+
+def _ssh_script(client, tmp_path: Path, script: str) -> str:
+    """Run ``script`` as vagrant@10.66.0.1 (retrying until sshd answers); its output."""
+    if not VAGRANT_KEY.exists():
+        pytest.fail(f"{VAGRANT_KEY} missing: `make deps` installs vagrant (the insecure key)")
+    key = tmp_path / "vagrant.key"
+    key.write_bytes(VAGRANT_KEY.read_bytes())
+    key.chmod(0o600)
+    ssh = [
+        "ssh",
+        "-i",
+        str(key),
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "ConnectTimeout=20",
+        "-o",
+        "BatchMode=yes",
+        "vagrant@10.66.0.1",
+    ]
+    deadline = time.monotonic() + SSH_TIMEOUT
+    while True:
+        probe = client.run([*ssh, "true"], timeout=120)
+        if probe.returncode == 0:
+            break
+        if time.monotonic() > deadline:
+            pytest.fail(f"no SSH to the appliance within {SSH_TIMEOUT}s: {probe.stderr!r}")
+        time.sleep(3)
+    # The script is the remote command line (the vagrant user's shell is bash).
+    result = client.run([*ssh, script], timeout=900)
+    return (result.stdout + result.stderr).decode(errors="replace")
 
 
 def _tail(text: str, lines: int = 80) -> str:
