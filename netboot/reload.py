@@ -65,6 +65,7 @@ def service_keys(cfg: Config, names: list[str]) -> dict[str, Any]:
     base = (cfg.server_address, cfg.http.port, cfg.boot)  # -> http_base_url, boot choice
     table: dict[str, Any] = {
         "tftp": (base, cfg.tftp, cfg.boot_dir),
+        "tftp-workers": (base, cfg.tftp, cfg.boot_dir, cfg.state_dir),  # tftp/workers.py
         "dhcp": (base, cfg.dhcp, cfg.state_dir),
         "dns": (cfg.server_address, getattr(cfg, "dns", None)),  # DNSConfig is resolved
     }

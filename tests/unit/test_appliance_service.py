@@ -86,7 +86,11 @@ def test_plan_for_identical_keys_changes_nothing():
 
 
 def _cfg(range_end: str = "10.66.0.199", state_dir: str = "/var/lib/netboot", **http):
-    raw = {
+    return parse_config(_raw(range_end, state_dir, **http))
+
+
+def _raw(range_end: str = "10.66.0.199", state_dir: str = "/var/lib/netboot", **http):
+    return {
         "server_address": "10.66.0.1",
         "state_dir": state_dir,
         "boot_dir": "/srv/boot",
@@ -99,7 +103,6 @@ def _cfg(range_end: str = "10.66.0.199", state_dir: str = "/var/lib/netboot", **
         },
         "dns": {"upstreams": []},
     }
-    return parse_config(raw)
 
 
 NAMES = ["http", "tftp", "dhcp", "dns", "power", "node-timeouts"]
@@ -115,6 +118,14 @@ def test_a_new_http_port_restarts_everything_that_hands_out_urls():
     plan = plan_reload(service_keys(_cfg(), NAMES), service_keys(_cfg(port=8080), NAMES))
     assert set(plan.start) == {"http", "tftp", "dhcp", "power", "node-timeouts"}
     assert plan.keep == ("dns",)
+
+
+def test_tftp_settings_restart_the_tftp_listener_and_its_worker_processes():
+    names = [*NAMES, "tftp-workers"]
+    old = parse_config({**_raw(), "tftp": {"max_blksize": 1468}})
+    new = parse_config({**_raw(), "tftp": {"max_blksize": 1024}})
+    plan = plan_reload(service_keys(old, names), service_keys(new, names))
+    assert set(plan.start) == {"tftp", "tftp-workers"}
 
 
 def test_services_outside_the_protocol_tables_restart_on_other_changes():
