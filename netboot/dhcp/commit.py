@@ -6,13 +6,13 @@ they send the ACKs. While one batch is being written the next one collects, so u
 load batches grow by themselves and at idle a lone ACK waits for exactly one fsync.
 
 Modes:
-- "reactor" (default): the batch is written on the reactor thread once per reactor
-  iteration (callLater(0)), i.e. after the sockets were drained: all ACKs decided in
-  that pass share the fsync. Measured the faster mode (docs/dhcp.md): no second thread
-  competes for the GIL, and an fsync here is well under a millisecond.
-- "thread": a writer thread does the writes; OFFERs keep flowing during an fsync, but
-  every GIL hand-back after sqlite3 returns can wait a switch interval (5 ms) while the
-  reactor is busy, so ACK latency collapses under load. Kept for slow disks.
+- "thread" (default): a writer thread writes each batch; sqlite3 releases the GIL
+  while it writes and fsyncs, so OFFERs keep flowing during an fsync. The store turns
+  a batch of upserts into one multi-row statement (store/leases.py), so the writer
+  asks for the GIL back a handful of times per batch, not once per row.
+- "reactor": the batch is written on the reactor thread once per reactor iteration
+  (callLater(0)), i.e. after the sockets were drained. No second thread, but every
+  fsync stalls the reactor; measured slower when the disk is busy (docs/dhcp.md).
 - "inline": write at once on each submit (unit tests).
 In every mode a callback runs only after its changes are committed.
 """

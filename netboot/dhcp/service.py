@@ -78,20 +78,7 @@ class DHCPService(service.Service):
 
     def startService(self) -> None:  # noqa: N802 (twisted API)
         cfg = self.cfg
-        self._store = LeaseStore(self.database)
-        self._neighbours = Neighbours()
-        names = NodeNames(self._store.node_names)
-        server = self.server = DHCPServer(
-            cfg,
-            self.http_base,
-            self._store,
-            self.reactor,
-            self.clock,
-            hostname_for=names,
-            neighbours=self._neighbours,
-            stats=self.stats,
-            boot=self.boot,
-        )
+        server, names = self._build_server()
         try:
             for iface in cfg.interfaces:
                 self._ports.append(listen_dhcp(self.reactor, DHCPProtocol(server, iface)))
@@ -153,6 +140,25 @@ class DHCPService(service.Service):
             leases=len(server.table),
         )
         super().startService()
+
+    def _build_server(self) -> tuple[DHCPServer, NodeNames]:
+        """The controller and its store, from the configuration (no sockets yet)."""
+        self._store = LeaseStore(self.database)
+        self._neighbours = Neighbours()
+        names = NodeNames(self._store.node_names)
+        self.server = DHCPServer(
+            self.cfg,
+            self.http_base,
+            self._store,
+            self.reactor,
+            self.clock,
+            hostname_for=names,
+            neighbours=self._neighbours,
+            stats=self.stats,
+            boot=self.boot,
+            commit_mode=self.cfg.commit,
+        )
+        return self.server, names
 
     def _close_ports(self) -> list:
         stopping = [p.stopListening() for p in self._ports]

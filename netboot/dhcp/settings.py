@@ -66,7 +66,7 @@ class DHCPConfig:
     reclaim_seconds: int = 10  # how often expired leases are reclaimed
     offer_hold_seconds: int = 30  # an offered address is kept for its client this long
     log_replies: bool = True  # one log line per OFFER/ACK (off for load tests)
-    commit: str = "reactor"  # group commit on the reactor thread, or "thread" (commit.py)
+    commit: str = "thread"  # group commit from a writer thread, or "reactor" (commit.py)
 
     @property
     def proxy(self) -> bool:
@@ -169,7 +169,7 @@ def parse_dhcp(raw: dict[str, Any], server_address: IPv4Address) -> DHCPConfig:
         reclaim_seconds=_int(raw, "reclaim_seconds", "dhcp.reclaim_seconds", 10, 1, 3600),
         offer_hold_seconds=_int(raw, "offer_hold_seconds", "dhcp.offer_hold_seconds", 30, 2, 600),
         log_replies=_bool(raw, "log_replies", "dhcp.log_replies", True),
-        commit=_choice(raw, "commit", "dhcp.commit", ("reactor", "thread")),
+        commit=_choice(raw, "commit", "dhcp.commit", ("thread", "reactor")),
     )
 
 

@@ -79,3 +79,22 @@ def test_thread_mode_writes_off_the_reactor_and_batches_while_busy():
 def test_unknown_mode_is_refused():
     with pytest.raises(ValueError, match="commit mode"):
         GroupCommitter(Store().apply, Clock(), print, mode="sometimes")
+
+
+@pytest.mark.parametrize("mode", ["thread", "reactor"])
+def test_the_configured_commit_mode_reaches_the_server(tmp_path, mode):
+    from ipaddress import IPv4Address
+
+    from netboot.dhcp.service import DHCPService
+    from netboot.dhcp.settings import parse_dhcp
+    from netboot.store.sqlite import open_store
+
+    open_store(tmp_path / "db").close()
+    raw = {"interfaces": ["br0"], "subnet": "10.0.0.0/24", "commit": mode}
+    service = DHCPService(parse_dhcp(raw, IPv4Address("10.0.0.1")), tmp_path / "db", "", Clock())
+    server, _ = service._build_server()
+    try:
+        assert server.committer._mode == mode
+    finally:
+        server.committer.stop()
+        service._store.close()
