@@ -39,7 +39,7 @@ mapfile -t DPKGOPTS < <(sed -e 's/#.*//' -e 's/[[:space:]]*$//' -e '/^$/d' "$HER
 
 RECIPE_HASH=$(
     {
-        for f in build.sh packages.list exclude.list customize.sh; do
+        for f in build.sh packages.list exclude.list customize.sh initramfs-modules; do
             printf '%s\0' "$f"; cat "$HERE/$f"; printf '\0'
         done
         printf '%s\0' "$SUITE" "${SOURCES[@]}" "$SOURCE_DATE_EPOCH"

@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.qemu, pytest.mark.netns]
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts" / "e2e-deploy"
 BOOT_TIMEOUT = 420  # one boot: TCG on a loaded 2-core host (LAB-NOTES figures x3 and more)
-DEPLOY_TIMEOUT = 900  # installer + reboot + first boot of the installed system
+DEPLOY_TIMEOUT = 1200  # installer + reboot + first boot of the installed system (loaded host)
 UPSTREAM = "10.66.0.60"  # fake "internet" DNS (tests/integration/fake_dns_upstream.py)
 OUTSIDE_NAME, OUTSIDE_ADDR = "www.example.test", "198.51.100.10"
 
