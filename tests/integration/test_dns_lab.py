@@ -9,9 +9,11 @@ forwarded to two dead upstreams (no host at 10.66.0.61; a closed port on 10.66.0
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -108,7 +110,11 @@ def dig(host: LabHost, *args: str, tool: str = "dig") -> Reply:
     status = re.search(r"status: (\w+)", text)
     if not status:
         logs = "\n".join(f() for f in _APPLIANCE_LOGS)[-4000:]
-        pytest.fail(f"{tool} {' '.join(args)} got no answer:\n{text}\nappliance log:\n{logs}")
+        where = "\n".join(_where(f.__self__.proc) for f in _APPLIANCE_LOGS)
+        pytest.fail(
+            f"{tool} {' '.join(args)} got no answer:\n{text}\nappliance: {where}\n"
+            f"appliance log:\n{logs}"
+        )
     flags = re.search(r"flags: ([a-z ]*)[;]", text, re.IGNORECASE)
     return Reply(
         status=status.group(1),
@@ -117,6 +123,21 @@ def dig(host: LabHost, *args: str, tool: str = "dig") -> Reply:
         authority=_section(text, "AUTHORITY"),
         text=text,
     )
+
+
+def _where(proc) -> str:
+    """What the appliance process is doing (state, kernel wait channel, syscall): tells
+    a blocked reactor (e.g. a disk sync) from a lost datagram when a query goes unanswered."""
+    if proc is None or proc.poll() is not None:
+        return f"exited {proc.returncode if proc else '?'}"
+    parts = []
+    for name in ("wchan", "syscall"):
+        with contextlib.suppress(OSError):
+            parts.append(f"{name}={Path(f'/proc/{proc.pid}/{name}').read_text().strip()}")
+    with contextlib.suppress(OSError):
+        state = Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+        parts += [ln for ln in state if ln.startswith(("State", "Threads"))]
+    return f"pid {proc.pid} " + " ".join(parts)
 
 
 def _section(text: str, name: str) -> list[tuple[str, str, str]]:
@@ -212,25 +233,40 @@ def test_dhcp_lease_hostname_resolves_and_goes_away_on_release(dns_lab: DNSLab, 
     (tmp_path / "cf").write_text('send host-name "leasehost";\n')  # DHCP option 12
     args = ["dhclient", "-4", "-cf", str(tmp_path / "cf"), "-lf", str(tmp_path / "l")]
     args += ["-pf", str(tmp_path / "pid"), "-sf", "/bin/true"]
-    got = host.run([*args, "-1", host.interface], timeout=60)
-    assert got.returncode == 0, got.stderr.decode()[-1500:]
-    ip = re.findall(r"fixed-address ([0-9.]+);", (tmp_path / "l").read_text())[-1]
-    answer = dig(dns_lab.client, "leasehost.maas.lan")
-    assert answer.answers == [("leasehost.maas.lan.", "A", ip)], dns_lab.app.log_text()[-3000:]
-    assert dig(dns_lab.client, "-x", ip).answers[0][2] == "leasehost.maas.lan."
-    # dhclient -r unicasts the RELEASE from the leased address: configure it first
-    # (-sf /bin/true kept dhclient from touching the interface).
-    host.run(["ip", "addr", "add", f"{ip}/24", "dev", host.interface])
-    released = host.run([*args, "-r", host.interface], timeout=60)
-    assert released.returncode == 0, released.stderr.decode()[-1500:]
     try:
-        _wait_for(
-            lambda: dig(dns_lab.client, "leasehost.maas.lan").status == "NXDOMAIN",
-            "released lease to leave DNS",
-            timeout=10,
-        )
-    except TimeoutError:
-        pytest.fail(f"released lease still in DNS; log:\n{dns_lab.app.log_text()[-3000:]}")
+        got = host.run([*args, "-1", host.interface], timeout=60)
+        assert got.returncode == 0, got.stderr.decode()[-1500:]
+        ip = re.findall(r"fixed-address ([0-9.]+);", (tmp_path / "l").read_text())[-1]
+        answer = dig(dns_lab.client, "leasehost.maas.lan")
+        assert answer.answers == [("leasehost.maas.lan.", "A", ip)]
+        assert dig(dns_lab.client, "-x", ip).answers[0][2] == "leasehost.maas.lan."
+        # dhclient -r unicasts the RELEASE from the leased address: configure it first
+        # (-sf /bin/true kept dhclient from touching the interface).
+        host.run(["ip", "addr", "add", f"{ip}/24", "dev", host.interface])
+        released = host.run([*args, "-r", host.interface], timeout=60)
+        assert released.returncode == 0, released.stderr.decode()[-1500:]
+        try:
+            _wait_for(
+                lambda: dig(dns_lab.client, "leasehost.maas.lan").status == "NXDOMAIN",
+                "released lease to leave DNS",
+                timeout=10,
+            )
+        except TimeoutError:
+            pytest.fail(f"released lease still in DNS; log:\n{dns_lab.app.log_text()[-3000:]}")
+    finally:
+        _stop_daemon(tmp_path / "pid")  # dhclient -1 forks into the background
+
+
+def _stop_daemon(pid_file: Path) -> None:
+    """Stop the daemon whose PID is in ``pid_file`` (one we started), if it still runs."""
+    try:
+        pid = int(pid_file.read_text().split()[0])
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError, IndexError):
+        return
+    if str(pid_file).encode() in cmdline:  # still ours, not a recycled PID
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
 
 
 # -- forwarding ------------------------------------------------------------------------
