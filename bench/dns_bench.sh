@@ -220,9 +220,8 @@ PYEOF
     for t in $(seq 1 "$TRIALS"); do
         start_target "$tgt"
         run_dnsperf "$WORK/miss.txt" -l "$DURATION" -c 10 -q 100
-        grep -E "Response codes" "$WORK/dnsperf.out" >&2 || true
+        grep -E "Response codes" "$WORK/dnsperf.out" >&2 || true  # SERVFAILs show here
         stop_target
-        cp "$WORK/target.log" "/var/tmp/netboot-dns-bench-$tgt-miss.log" 2>/dev/null || true
         log "$tgt miss trial $t: $QPS q/s, lost $LOST%"
         vals+=("$QPS")
     done
