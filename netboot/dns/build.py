@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
@@ -92,7 +93,7 @@ def start_dns(
             upstream_timeout=min(30.0, cfg.upstream_timeout * attempts + 1.0),
             hold_down=False,
         )
-        spec = WorkerSpec(worker_cfg, server_address, Path(store.path))
+        spec = WorkerSpec(worker_cfg, server_address, Path(store.path), os.getpid())
         workers = WorkerPool(reactor, spec, cfg.workers)
         workers.start()
     return DNSListeners(ports, workers, resolver=resolver)

@@ -41,6 +41,7 @@ class WorkerSpec:
     dns: DNSConfig
     server_address: IPv4Address
     database: Path
+    parent_pid: int = 0  # the appliance; a worker that outlived it exits at once
 
 
 class _WorkerProcess(protocol.ProcessProtocol):
@@ -109,7 +110,12 @@ def _die_with_parent() -> None:
 
 def main() -> int:
     _die_with_parent()
-    spec: WorkerSpec = pickle.load(sys.stdin.buffer)
+    try:
+        spec: WorkerSpec = pickle.load(sys.stdin.buffer)
+    except (EOFError, pickle.UnpicklingError):
+        return 1  # the parent went away before telling us anything
+    if spec.parent_pid and os.getppid() != spec.parent_pid:
+        return 1  # the parent died before PR_SET_PDEATHSIG was in place
     from twisted.internet import reactor
     from twisted.logger import globalLogBeginner, textFileLogObserver
 

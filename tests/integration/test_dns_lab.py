@@ -401,6 +401,16 @@ def test_worker_processes_share_the_port_and_answer_new_nodes_at_once(
         for _ in range(12):
             answer = dig(env.client, f"{node['hostname']}.maas.lan")
             assert answer.answers == [(f"{node['hostname']}.maas.lan.", "A", "10.66.0.124")]
+        # Even a kill -9 of the appliance takes its workers along (PR_SET_PDEATHSIG).
+        os.kill(app.proc.pid, signal.SIGKILL)
+        app.proc.wait(timeout=10)
+        _wait_for(lambda: not _alive(pid), "the worker to exit with the appliance")
     finally:
         app.stop()
-    _wait_for(lambda: not os.path.exists(f"/proc/{pid}"), "the worker to exit with the appliance")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().find("State:\tZ") < 0
+    except OSError:
+        return False
