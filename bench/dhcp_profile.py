@@ -33,7 +33,7 @@ STAGES = {
         ("bootconfig/methods.py", "choose_boot"),
     ],
     "decide (policy.decide)": [("dhcp/policy.py", "decide")],
-    "reply: options, encode, destination": [("dhcp/server.py", "_reply"), ("-", SEND)],
+    "reply: options, encode, destination": [("dhcp/replies.py", "_reply"), ("-", SEND)],
     "send (sendto)": [SEND],
     "lease commit (SQLite upsert + COMMIT)": [("store/leases.py", "apply")],
 }

@@ -17,9 +17,11 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from netboot.dhcp.arp import ArpProber, Neighbours
+from netboot.dhcp.replies import SERVER_PORT
 from netboot.dhcp.rogue import RogueDetector
-from netboot.dhcp.server import PXE_PORT, SERVER_PORT, DHCPProtocol, DHCPServer, listen_dhcp
+from netboot.dhcp.server import PXE_PORT, DHCPServer
 from netboot.dhcp.settings import DHCPConfig
+from netboot.dhcp.sockets import DHCPProtocol, listen_dhcp
 from netboot.store.leases import LeaseStore
 
 __all__ = ["DHCPService", "NodeNames"]
