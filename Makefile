@@ -27,6 +27,9 @@ $(BUILD)/.deps: Makefile
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
 	    --no-install-recommends $$missing; \
 	fi
+	@# isc-dhcp-relay enables its boot-time service: tests start dhcrelay themselves.
+	@update-rc.d isc-dhcp-relay disable >/dev/null 2>&1 || true
+	@systemctl disable --now isc-dhcp-relay >/dev/null 2>&1 || true
 	@touch $@
 deps: $(BUILD)/.deps
 

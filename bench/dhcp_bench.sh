@@ -17,7 +17,9 @@
 #
 # Knobs: DURATION (5), SETTINGS, PEERS ("kea dnsmasq"), RATES_FAST, RATES_SLOW, TRIES (2),
 # LEASE_BASE (/var/tmp), PROFILE=1 (CPU profile of ours at PROFILE_RATE, by stage).
-# Needs root, kea-dhcp4-server, kea-admin (perfdhcp), dnsmasq-base, gcc.
+# Needs root, kea-dhcp4-server, kea-admin (perfdhcp), dnsmasq-base, gcc. Installing
+# kea-dhcp4-server enables its boot service: disable it (update-rc.d / systemctl
+# disable kea-dhcp4-server); this script starts every server itself, in namespaces.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
