@@ -223,7 +223,9 @@ def _subnet(
     domain = get("domain", "maas.lan")
     if not isinstance(domain, str) or not domain or len(domain) > 253:
         raise ConfigError(f"{prefix}domain", "must be a DNS domain name")
-    search = get("domain_search", [])
+    # Option 119 defaults to the node domain (as MAAS does), so short names of
+    # neighbours resolve on installed nodes; an explicit [] turns it off.
+    search = get("domain_search", [domain])
     if not isinstance(search, list) or not all(isinstance(s, str) and s for s in search):
         raise ConfigError(f"{prefix}domain_search", "must be a list of domain names")
     mtu = _int(raw, "mtu", f"{prefix}mtu", 0, 0, 65535) or None

@@ -235,3 +235,13 @@ def test_a_store_pin_reserves_the_address_for_its_mac_and_out_of_the_pool():
     assert ask(1, state=st) == Offer(ip("10.0.0.12"), 600)
     assert st[2].subnets[0].pool.contains(ip("10.0.0.10"))  # the old pin is gone again
     assert not st[2].subnets[0].pool.contains(ip("10.0.0.12"))
+
+
+def test_domain_search_defaults_to_the_node_domain_and_can_be_turned_off():
+    from netboot.dhcp.answer import SubnetOptions
+    from netboot.dhcp.options import decode
+
+    default = SubnetOptions.of(parse_dhcp({**RAW, "domain": "rack.lan"}, SERVER).subnets[0])
+    assert decode(119, default.static[119]) == ("rack.lan",)
+    off = SubnetOptions.of(parse_dhcp({**RAW, "domain_search": []}, SERVER).subnets[0])
+    assert 119 not in off.static
