@@ -90,7 +90,7 @@ class PowerActions:
         the driver fails; UNKNOWN for drivers that cannot query, like manual)."""
         node = self.get(system_id)
         try:
-            driver = self.power(node.power_type)
+            driver = self._node_driver(node)
         except KeyError:
             return defer.succeed(PowerState.UNKNOWN)
         if not driver.can_query:
@@ -130,6 +130,14 @@ class PowerActions:
         d.addCallbacks(got, failed)
         return d
 
+    def _node_driver(self, node: Node) -> Any:
+        """The node's driver, bound to the node when the lookup supports it (the
+        appliance's queued drivers: ``QueuedDriver.for_node``), so the power queue
+        records events on this node even when other nodes share its BMC."""
+        driver = self.power(node.power_type)
+        bind = getattr(driver, "for_node", None)
+        return bind(node.system_id) if bind is not None else driver
+
     def _power(
         self, node: Node, action: str, actor: str, failed: NodeStatus | None
     ) -> defer.Deferred:
@@ -139,7 +147,7 @@ class PowerActions:
         system_id = node.system_id
         phase = node.status
         try:
-            driver = self.power(node.power_type)
+            driver = self._node_driver(node)
             params = self.store.power_parameters(system_id)
             d = defer.maybeDeferred(getattr(driver, action), params)
         except KeyError:

@@ -219,7 +219,8 @@ class PowerQueue:
 
 class QueuedDriver:
     """A PowerDriver whose actions go through a PowerQueue under the node ``node_of``
-    returns for the parameters (NodeActions hands drivers parameters, not nodes)."""
+    returns for the parameters; ``for_node`` binds the node instead (NodeActions does,
+    so an event never lands on another node behind the same BMC)."""
 
     def __init__(
         self, driver: PowerDriver, queue: PowerQueue, node_of: Callable[[Mapping[str, str]], str]
@@ -233,6 +234,12 @@ class QueuedDriver:
 
     def __getattr__(self, name: str) -> Any:  # validate, bmc_key
         return getattr(self.driver, name)
+
+    def for_node(self, node: str) -> QueuedDriver:
+        """The same driver with its actions queued (and their events recorded) under
+        ``node``: callers that know the node say so, since several nodes can share one
+        BMC and the parameters alone do not tell them apart."""
+        return QueuedDriver(self.driver, self.queue, lambda _params: node)
 
     def _submit(self, action: str, params: Mapping[str, str]) -> defer.Deferred:
         return self.queue.submit(self.node_of(params), self.driver, action, params)

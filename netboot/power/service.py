@@ -3,8 +3,9 @@ what they record in the store.
 
 - ``lookup(power_type)`` is a NodeActions power lookup: drivers from the registry,
   wrapped so every action goes through the one PowerQueue (per node, per BMC, retried,
-  bounded). Drivers get parameters, not nodes, so the node is found from the BMC the
-  parameters name (an index refreshed by each poll round, with a scan as fallback).
+  bounded). NodeActions binds each action to its node (``QueuedDriver.for_node``);
+  only an unbound call falls back to finding the node from the BMC the parameters
+  name, and only when exactly one node uses that BMC.
 - Queue events go to the store through its node API (``update_node``): a retry is an
   event; a failure is an event *and* ``power_state = error`` with the driver's message,
   so the node shows a clear power error. Success is recorded by NodeActions itself.
@@ -59,7 +60,7 @@ class PowerService(service.Service):
             interval=config.poll_interval or 300.0,
             concurrency=config.poll_concurrency,
         )
-        self._nodes_by_bmc: dict[str, str] = {}
+        self._nodes_by_bmc: dict[str, set[str]] = {}
 
     # -- NodeActions' lookup --------------------------------------------------------------
 
@@ -74,24 +75,31 @@ class PowerService(service.Service):
         return QueuedDriver(driver, self.queue, lambda params: self._node_of(driver, params))
 
     def _node_of(self, driver: PowerDriver, params: Mapping[str, str]) -> str:
+        """Fallback for callers that did not bind the node (``QueuedDriver.for_node``):
+        the node behind this BMC if exactly one node uses it. Several nodes can share a
+        BMC (a chassis, one libvirt URI, one vbmc): then the answer is the BMC key itself,
+        which names no node, so events are logged but pinned on no node rather than on
+        the wrong one."""
         key = bmc_key(driver, params)
-        node = self._nodes_by_bmc.get(key)
-        if node is None:
+        nodes = self._nodes_by_bmc.get(key)
+        if nodes is None:
             self._targets()  # refresh the index
-            node = self._nodes_by_bmc.get(key, key)
-        return node
+            nodes = self._nodes_by_bmc.get(key, set())
+        return next(iter(nodes)) if len(nodes) == 1 else f"bmc {key}"
 
     # -- poller -------------------------------------------------------------------------
 
     def _targets(self) -> list[PollTarget]:
-        targets, index = [], {}
+        targets: list[PollTarget] = []
+        index: dict[str, set[str]] = {}
         for node in self.store.nodes():
             params = self.store.power_parameters(node.system_id)
             targets.append(PollTarget(node.system_id, node.power_type, params))
             try:
-                index[bmc_key(self._driver(node.power_type), params)] = node.system_id
+                key = bmc_key(self._driver(node.power_type), params)
             except KeyError:
                 continue
+            index.setdefault(key, set()).add(node.system_id)
         self._nodes_by_bmc = index
         return targets
 

@@ -394,3 +394,64 @@ def test_netboot_power_cli_checks_sets_and_drives_a_node(libvirtd, vbmc, tmp_pat
     assert query.returncode == 0 and query.stdout.strip().endswith(": on")
     assert netboot_cli(config, "off", node.hostname).returncode == 0
     assert not libvirtd.is_active("nb-virsh")
+
+
+def test_nodes_sharing_one_bmc_keep_their_own_events_and_errors(rx, libvirtd, vbmc, tmp_path):
+    """Two nodes configured with one IPMI address (one vbmc): one with a wrong password,
+    one right. Each node's events, power_state and power error stay on that node, for
+    actions (submitted together, so they queue on the shared BMC) and for the poller."""
+    store = SQLiteStore(tmp_path / "netboot.sqlite3")
+    try:
+        libvirtd.set_active("nb-ipmi", False)
+        nodes = {}
+        for role, mac, password in (
+            ("wrong", "52:54:00:00:08:21", "wrong-password"),
+            ("right", "52:54:00:00:08:22", PASSWORD),
+        ):
+            nodes[role] = create_node(
+                store,
+                macs=(mac,),
+                now=time.time(),
+                actor="test",
+                power_type="ipmi",
+                power_parameters=ipmi_params(vbmc.address, password),
+            ).system_id
+        power = PowerService(
+            store,
+            rx.reactor,
+            config=PowerConfig(
+                drivers=PowerSettings(timeout=TIMEOUT),
+                retry=RetryPolicy(attempts=2, first_delay=0.5, attempt_timeout=TIMEOUT + 2),
+            ),
+        )
+        actions = NodeActions(store, power.lookup)
+
+        def both_on():
+            return defer.DeferredList(
+                [actions.power_on(nodes[r], "operator") for r in ("wrong", "right")],
+                consumeErrors=True,
+            )
+
+        (ok_wrong, wrong), (ok_right, right) = rx.call(both_on)
+        assert not ok_wrong and wrong.check(PowerActionFailed)
+        assert "refused the credentials" in wrong.value.message
+        assert ok_right and right.system_id == nodes["right"]
+        wait_until(lambda: libvirtd.is_active("nb-ipmi"), 30, "nb-ipmi to run")
+
+        def power_events(role: str) -> list[str]:
+            return [e.kind for e in store.events(nodes[role]) if e.kind.startswith("power")]
+
+        assert store.node(nodes["wrong"]).power_state == "error"
+        assert store.node(nodes["right"]).power_state == "on"
+        assert "power-failed" in power_events("wrong") and "power" not in power_events("wrong")
+        assert power_events("right") == ["power"]
+
+        rx.call(power.poller.poll_once)  # both nodes queried through the one BMC
+        assert store.node(nodes["wrong"]).power_state == "error"
+        assert store.node(nodes["right"]).power_state == "on"
+        queried = [e.message for e in store.events(nodes["wrong"]) if e.kind == "power-state"]
+        assert queried == []  # error -> error is no new event; the failure event stays
+        assert power_events("right") == ["power"]
+    finally:
+        libvirtd.set_active("nb-ipmi", False)
+        store.close()

@@ -104,6 +104,47 @@ def test_actions_are_attributed_to_the_node_owning_the_bmc(store):
     assert store.node(b.system_id).power_state == "on"
 
 
+def test_nodes_sharing_one_bmc_keep_their_own_events_and_errors(store):
+    """Two nodes behind one BMC address (a chassis, one vbmc): the failing node's retry,
+    failure and error state are its own, never the other node's, whichever of the two
+    the BMC index lists last (regression: queue events were attributed through a
+    BMC -> node index where the last node listed won)."""
+    retry = PowerError("BMC timed out")
+    refused = PowerError("BMC refused the password", retryable=False)
+    for n, address in enumerate(("10.0.0.5", "10.0.0.7")):
+        a = node(store, f"52:54:00:00:01:{n}0", address)
+        b = node(store, f"52:54:00:00:01:{n}1", address)
+        # First pair: a fails; second pair: b fails (the index names b both times).
+        first, second = (a, b) if n == 0 else (b, a)
+        driver = FakeDriver(name="ipmi", script=[retry, refused, None])
+        clock, power = service_with(store, driver, attempts=3, first_delay=1)
+        actions = NodeActions(store, power.lookup)
+        out_first, out_second = [], []
+        actions.power_on(first.system_id, "op").addBoth(out_first.append)
+        actions.power_on(second.system_id, "op").addBoth(out_second.append)
+        assert len(driver.calls) == 1  # one BMC: the second action waits for the first
+        clock.advance(1)
+        assert out_first and out_first[0].check(PowerActionFailed)
+        assert out_second and out_second[0].system_id == second.system_id
+        assert store.node(first.system_id).power_state == "error"
+        assert store.node(second.system_id).power_state == "on"
+        first_kinds = [e.kind for e in store.events(first.system_id)]
+        second_kinds = [e.kind for e in store.events(second.system_id)]
+        assert first_kinds.count("power-retrying") == 1 and "power-failed" in first_kinds
+        assert "power-retrying" not in second_kinds and "power-failed" not in second_kinds
+        assert second_kinds.count("power") == 1  # its own success, recorded once
+    # A call not bound to a node, for a shared BMC, is pinned on no node at all.
+    driver = FakeDriver(name="ipmi", script=[refused])
+    _clock, power = service_with(store, driver)
+    failed = []
+    power.lookup("ipmi").off({"power_address": "10.0.0.5", "power_pass": "x"}).addErrback(
+        failed.append
+    )
+    assert failed and failed[0].check(PowerError)
+    for n in store.nodes():
+        assert not any("power off" in e.message for e in store.events(n.system_id))
+
+
 def test_polling_stores_state_changes_as_events_and_errors_once(store):
     n = node(store)
     err = PowerError("BMC 10.0.0.5 did not answer")
