@@ -20,16 +20,9 @@ import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from twisted.internet import defer
-
 from netboot.power import params as check
-from netboot.power.base import (
-    InvalidPowerParameters,
-    PowerError,
-    PowerParameterSpec,
-    PowerState,
-)
-from netboot.power.blocking import BlockingCalls
+from netboot.power.base import PowerError, PowerParameterSpec, PowerState
+from netboot.power.blocking import BlockingDriver, Operation
 
 T = TypeVar("T")
 
@@ -44,8 +37,9 @@ except ImportError:  # pragma: no cover - only where pyghmi is absent
     pyghmi_exceptions = None
 
 
-class IPMIDriver:
+class IPMIDriver(BlockingDriver):
     name = "ipmi"
+    library = "pyghmi"
     parameters = (
         PowerParameterSpec("power_address", doc="BMC address: host, host:port or [IPv6]:port"),
         PowerParameterSpec("power_user", doc="BMC user name (at most 16 bytes)"),
@@ -57,12 +51,13 @@ class IPMIDriver:
             "privilege_level", required=False, doc="USER, OPERATOR or ADMIN (default ADMIN)"
         ),
     )
-    can_query = True
-
-    def __init__(self, reactor: Any, timeout: float = 30.0) -> None:
-        self.reactor = reactor
-        self.timeout = timeout
-        self.calls = BlockingCalls(reactor)
+    # "boot" for cycle: power on if off, hard reset if on (pyghmi's chassis control).
+    operations = {
+        "on": lambda cmd: _set(cmd, "on"),
+        "off": lambda cmd: _set(cmd, "off"),
+        "cycle": lambda cmd: _set(cmd, "boot"),
+        "query": lambda cmd: _get(cmd),
+    }
 
     def validate(self, params: Mapping[str, str]) -> dict[str, str]:
         out = dict(params)
@@ -81,45 +76,15 @@ class IPMIDriver:
     def bmc_key(self, params: Mapping[str, str]) -> str:
         return params.get("power_address", "")
 
-    def on(self, params: Mapping[str, str]) -> defer.Deferred[None]:
-        return self._call(params, "power on", lambda c: _set(c, "on"))
+    def _installed(self) -> bool:
+        return pyghmi_command is not None
 
-    def off(self, params: Mapping[str, str]) -> defer.Deferred[None]:
-        return self._call(params, "power off", lambda c: _set(c, "off"))
-
-    def cycle(self, params: Mapping[str, str]) -> defer.Deferred[None]:
-        # "boot": power on if off, hard reset if on (pyghmi's chassis control helper).
-        return self._call(params, "power cycle", lambda c: _set(c, "boot"))
-
-    def query(self, params: Mapping[str, str]) -> defer.Deferred[PowerState]:
-        return self._call(params, "query", _get)
-
-    def _call(
-        self, params: Mapping[str, str], what: str, op: Callable[[Any], T]
-    ) -> defer.Deferred[T]:
-        if pyghmi_command is None:
-            return defer.fail(
-                PowerError("pyghmi is not installed on the appliance", retryable=False)
-            )
-        try:
-            p = self.validate(params)
-        except InvalidPowerParameters as exc:
-            return defer.fail(PowerError(f"ipmi parameters: {exc}", retryable=False))
+    def _blocking(self, p: Mapping[str, str], op: Operation) -> tuple[str, Any, tuple]:
         host, port = check.host_port("power_address", p["power_address"], IPMI_PORT)
         bmc = f"BMC {p['power_address']}"
-        return self.calls.run(
-            f"{what} via {bmc}",
-            self.timeout,
-            _session,
-            host,
-            port,
-            p["power_user"],
-            p["power_pass"],
-            p.get("k_g"),
-            PRIVILEGES[p.get("privilege_level", "ADMIN")],
-            op,
-            bmc,
-        )
+        privilege = PRIVILEGES[p.get("privilege_level", "ADMIN")]
+        args = (host, port, p["power_user"], p["power_pass"], p.get("k_g"), privilege, op, bmc)
+        return f"via {bmc}", _session, args
 
 
 # -- blocking side (runs on a thread) ---------------------------------------------------

@@ -16,8 +16,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from twisted.internet import defer
-
 from netboot.power import params as check
 from netboot.power.base import (
     InvalidPowerParameters,
@@ -25,7 +23,7 @@ from netboot.power.base import (
     PowerParameterSpec,
     PowerState,
 )
-from netboot.power.blocking import BlockingCalls
+from netboot.power.blocking import BlockingDriver, Operation
 
 T = TypeVar("T")
 
@@ -37,8 +35,9 @@ except ImportError:  # pragma: no cover - only where sushy is absent
     sushy_exceptions = None
 
 
-class RedfishDriver:
+class RedfishDriver(BlockingDriver):
     name = "redfish"
+    library = "sushy"
     parameters = (
         PowerParameterSpec("power_address", doc="BMC URL, e.g. https://10.0.0.5 (host = https)"),
         PowerParameterSpec("power_user", doc="BMC user name"),
@@ -50,12 +49,12 @@ class RedfishDriver:
             "power_verify_ssl", required=False, doc="verify the BMC's TLS certificate (y/n)"
         ),
     )
-    can_query = True
-
-    def __init__(self, reactor: Any, timeout: float = 30.0) -> None:
-        self.reactor = reactor
-        self.timeout = timeout
-        self.calls = BlockingCalls(reactor)
+    operations = {
+        "on": lambda system: system.reset_system(sushy.ResetType.ON),
+        "off": lambda system: system.reset_system(sushy.ResetType.FORCE_OFF),
+        "cycle": lambda system: _cycle(system),
+        "query": lambda system: _state(system),
+    }
 
     def validate(self, params: Mapping[str, str]) -> dict[str, str]:
         out = dict(params)
@@ -75,39 +74,13 @@ class RedfishDriver:
     def bmc_key(self, params: Mapping[str, str]) -> str:
         return f"{params.get('power_address', '')}#{params.get('node_id', '')}"
 
-    def on(self, params: Mapping[str, str]) -> defer.Deferred[None]:
-        return self._call(params, "power on", lambda s: s.reset_system(sushy.ResetType.ON))
+    def _installed(self) -> bool:
+        return sushy is not None
 
-    def off(self, params: Mapping[str, str]) -> defer.Deferred[None]:
-        return self._call(params, "power off", lambda s: s.reset_system(sushy.ResetType.FORCE_OFF))
-
-    def cycle(self, params: Mapping[str, str]) -> defer.Deferred[None]:
-        return self._call(params, "power cycle", _cycle)
-
-    def query(self, params: Mapping[str, str]) -> defer.Deferred[PowerState]:
-        return self._call(params, "query", _state)
-
-    def _call(
-        self, params: Mapping[str, str], what: str, op: Callable[[Any], T]
-    ) -> defer.Deferred[T]:
-        if sushy is None:
-            return defer.fail(
-                PowerError("sushy is not installed on the appliance", retryable=False)
-            )
-        try:
-            p = self.validate(params)
-        except InvalidPowerParameters as exc:
-            return defer.fail(PowerError(f"redfish parameters: {exc}", retryable=False))
+    def _blocking(self, p: Mapping[str, str], op: Operation) -> tuple[str, Any, tuple]:
+        # sushy's own connect/read timeouts end just before the driver's deadline.
         bmc = f"Redfish BMC {p['power_address']}"
-        return self.calls.run(
-            f"{what} via {bmc}",
-            self.timeout,
-            _with_system,
-            p,
-            max(1.0, self.timeout - 1.0),
-            op,
-            bmc,
-        )
+        return f"via {bmc}", _with_system, (p, max(1.0, self.timeout - 1.0), op, bmc)
 
 
 # -- blocking side (runs on a thread) ---------------------------------------------------

@@ -19,15 +19,13 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from twisted.internet import defer
-
 from netboot.power.base import (
     InvalidPowerParameters,
     PowerError,
     PowerParameterSpec,
     PowerState,
 )
-from netboot.power.blocking import BlockingCalls
+from netboot.power.blocking import BlockingDriver, Operation
 
 T = TypeVar("T")
 
@@ -39,8 +37,9 @@ except ImportError:  # pragma: no cover - exercised only where libvirt-python is
 _SCHEMES = ("qemu", "qemu+unix", "qemu+ssh", "qemu+libssh", "qemu+libssh2", "qemu+tcp", "qemu+tls")
 
 
-class VirshDriver:
+class VirshDriver(BlockingDriver):
     name = "virsh"
+    library = "libvirt-python"
     parameters = (
         PowerParameterSpec(
             "power_address", doc="libvirt URI, e.g. qemu+ssh://root@kvm1/system or qemu:///system"
@@ -50,12 +49,13 @@ class VirshDriver:
             "power_pass", required=False, secret=True, doc="password for libvirt's auth prompt"
         ),
     )
-    can_query = True
-
-    def __init__(self, reactor: Any, timeout: float = 30.0) -> None:
-        self.reactor = reactor
-        self.timeout = timeout
-        self.calls = BlockingCalls(reactor)
+    # Looked up when called: the functions are defined below.
+    operations = {
+        "on": lambda dom: _start(dom),
+        "off": lambda dom: _destroy(dom),
+        "cycle": lambda dom: _cycle(dom),
+        "query": lambda dom: _state(dom),
+    }
 
     def validate(self, params: Mapping[str, str]) -> dict[str, str]:
         out = dict(params)
@@ -76,40 +76,13 @@ class VirshDriver:
     def bmc_key(self, params: Mapping[str, str]) -> str:
         return f"{params.get('power_address', '')}#{params.get('power_id', '')}"
 
-    def on(self, params: Mapping[str, str]) -> defer.Deferred[None]:
-        return self._call(params, "power on", _start)
+    def _installed(self) -> bool:
+        return libvirt is not None
 
-    def off(self, params: Mapping[str, str]) -> defer.Deferred[None]:
-        return self._call(params, "power off", _destroy)
-
-    def cycle(self, params: Mapping[str, str]) -> defer.Deferred[None]:
-        return self._call(params, "power cycle", _cycle)
-
-    def query(self, params: Mapping[str, str]) -> defer.Deferred[PowerState]:
-        return self._call(params, "query", _state)
-
-    def _call(
-        self, params: Mapping[str, str], what: str, op: Callable[[Any], T]
-    ) -> defer.Deferred[T]:
-        if libvirt is None:
-            return defer.fail(
-                PowerError("libvirt-python is not installed on the appliance", retryable=False)
-            )
-        try:
-            p = self.validate(params)
-        except InvalidPowerParameters as exc:
-            return defer.fail(PowerError(f"virsh parameters: {exc}", retryable=False))
+    def _blocking(self, p: Mapping[str, str], op: Operation) -> tuple[str, Any, tuple]:
         target = f"domain {p['power_id']} at {p['power_address']}"
-        return self.calls.run(
-            f"{what} of {target}",
-            self.timeout,
-            _with_domain,
-            p["power_address"],
-            p["power_id"],
-            p.get("power_pass"),
-            op,
-            target,
-        )
+        args = (p["power_address"], p["power_id"], p.get("power_pass"), op, target)
+        return f"of {target}", _with_domain, args
 
 
 # -- blocking side (runs on a thread) ---------------------------------------------------

@@ -80,3 +80,28 @@ def test_past_the_thread_cap_calls_fail_at_once_instead_of_queueing():
     clock.deliver()
     clock.deliver()
     assert outcome(first) == [True] and outcome(second) == [True]
+
+
+def test_blocking_drivers_share_the_missing_library_and_bad_parameter_errors(monkeypatch):
+    """virsh, ipmi and redfish all go through BlockingDriver._call: a missing library
+    and malformed parameters fail at once, not retryable, before any thread starts."""
+    from netboot.power import ipmi, redfish, virsh
+
+    cases = [
+        (virsh, "libvirt", virsh.VirshDriver, "libvirt-python", {"power_address": "http://x"}),
+        (ipmi, "pyghmi_command", ipmi.IPMIDriver, "pyghmi", {"power_address": "10.0.0.300"}),
+        (redfish, "sushy", redfish.RedfishDriver, "sushy", {"power_address": "ftp://x"}),
+    ]
+    for module, attribute, cls, library, bad in cases:
+        clock = ThreadAwareClock()
+        driver = cls(clock, timeout=5)
+        params = {"power_id": "d", "power_user": "u", "power_pass": "p", **bad}
+        for action in ("on", "off", "cycle", "query"):
+            failure = outcome(getattr(driver, action)(params))[0]
+            assert failure.check(PowerError) and not failure.value.retryable
+            assert failure.getErrorMessage().startswith(f"{cls.name} parameters: power_address")
+        with monkeypatch.context() as patch:
+            patch.setattr(module, attribute, None)
+            failure = outcome(driver.on(params))[0]
+            assert failure.getErrorMessage() == f"{library} is not installed on the appliance"
+        assert clock.from_threads.empty() and not clock.getDelayedCalls()
