@@ -28,6 +28,7 @@ from netboot.nodes.lifecycle import NodeStatus
 from netboot.nodes.wiring import power_lookup
 from netboot.store.sqlite import SQLiteStore
 from tests.conftest import REPO, require_root
+from tests.integration.maas_helpers import MaasCurl
 from tests.integration.ui_browser import Browser, Page
 
 pytestmark = pytest.mark.netns
@@ -342,3 +343,107 @@ def test_logout_ends_the_session(ui: UILab):
     assert page.url == f"{ui.base}/ui/login"
     page.goto(f"{ui.base}/ui/")
     assert page.url.startswith(f"{ui.base}/ui/login")
+
+
+def test_power_settings_form_stores_checks_and_never_shows_the_secret(ui: UILab):
+    """Choose a power type, fill in its fields, save: stored as the API would store it,
+    the password never back in the page, a bad address refused on the form with the
+    same message the MAAS API gives."""
+    system_id, secret = ui.nodes["deployed"], "Bmc-pw-0815"
+    page = ui.page
+    page.goto(f"{ui.base}/ui/nodes/{system_id}")
+    page.js("document.getElementById('power-type-choice').value = 'ipmi'")
+    assert page.submit("document.getElementById('power-type-form').submit()") == 200
+    fields = page.js(
+        "[...document.querySelectorAll('#power-form input[name^=param_]')]"
+        ".map(i => [i.name, i.type])"
+    )
+    assert fields == [
+        ["param_power_address", "text"],
+        ["param_power_user", "text"],
+        ["param_power_pass", "password"],
+        ["param_k_g", "password"],
+        ["param_privilege_level", "text"],
+    ]
+
+    def fill(address: str) -> int | None:
+        page.js(
+            f"document.getElementById('power-param-power_address').value = '{address}';"
+            "document.getElementById('power-param-power_user').value = 'admin';"
+            f"document.getElementById('power-param-power_pass').value = '{secret}';"
+            "document.getElementById('power-check').checked = false;"  # no BMC in this lab
+        )
+        return page.submit("document.getElementById('power-save').click()")
+
+    assert fill("10.66.0.300") == 400
+    error = page.js("document.getElementById('power-error').innerText")
+    assert error == "power_address: '10.66.0.300' is not an IP address or host name"
+    assert secret not in page.js("document.documentElement.outerHTML")
+    assert page.js("document.getElementById('power-param-power_address').value") == "10.66.0.300"
+    shot(page, "node-power-refused")
+    key = ui.app.netboot("apikey", "create", "--user", "admin")
+    assert key.returncode == 0, key.stderr
+    api = MaasCurl(ui.client, ui.base, key.stdout.strip())
+    code, body = api.call(
+        "PUT",
+        f"machines/{system_id}/",
+        data={
+            "power_type": "ipmi",
+            "power_parameters_power_address": "10.66.0.300",
+            "power_parameters_power_user": "admin",
+            "power_parameters_power_pass": secret,
+        },
+    )
+    assert code == 400 and error.split(": ", 1)[1] in str(body["power_parameters_power_address"])
+
+    assert fill("10.66.0.200") == 200
+    assert page.url == f"{ui.base}/ui/nodes/{system_id}#power"
+    assert "power settings saved (ipmi)" in page.js("document.querySelector('.flash').innerText")
+    html = page.js("document.documentElement.outerHTML")
+    assert secret not in html
+    assert (
+        page.js("document.getElementById('power-param-power_address').value") == "10.66.0.200:623"
+    )
+    assert page.js("document.getElementById('power-param-power_pass').value") == ""
+    assert page.js("document.getElementById('power-param-power_pass').placeholder") == (
+        "stored: leave blank to keep"
+    )
+    assert page.js("document.getElementById('power-state').innerText") == "power: unknown"
+    assert page.js("document.querySelector('#actions .sub').innerText") == "(ipmi)"
+    shot(page, "node-power-saved")
+    code, machine = api.call("GET", f"machines/{system_id}/")
+    assert code == 200 and machine["power_type"] == "ipmi" and secret not in str(machine)
+    store = ui.store()
+    try:
+        assert store.power_parameters(system_id) == {
+            "power_address": "10.66.0.200:623",
+            "power_user": "admin",
+            "power_pass": secret,
+        }
+    finally:
+        store.close()
+    # Saved again with the password left blank and the BMC check on: nothing answers
+    # at 10.66.0.200, so the form says so and nothing is stored.
+    page.js("document.getElementById('power-param-power_user').value = 'operator'")
+    start = time.monotonic()
+    assert page.submit("document.getElementById('power-save').click()") == 400
+    seconds = time.monotonic() - start
+    print(f"\nUI power form: the BMC check of a silent address refused after {seconds:.1f} s")
+    error = page.js("document.getElementById('power-error').innerText")
+    assert error.startswith("not saved: ") and "10.66.0.200:623" in error, error
+    assert secret not in page.js("document.documentElement.outerHTML")
+    shot(page, "node-power-check-failed")
+    store = ui.store()
+    try:
+        assert store.power_parameters(system_id)["power_user"] == "admin"
+    finally:
+        store.close()
+    # The same without the check: stored, and the blank password kept the stored one.
+    page.js("document.getElementById('power-check').checked = false")
+    assert page.submit("document.getElementById('power-save').click()") == 200
+    store = ui.store()
+    try:
+        stored = store.power_parameters(system_id)
+        assert stored["power_user"] == "operator" and stored["power_pass"] == secret
+    finally:
+        store.close()

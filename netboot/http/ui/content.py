@@ -16,6 +16,7 @@ from twisted.web.server import Request
 from netboot.http.ui.auth import Session
 from netboot.http.ui.base import ALARMS_TABLE, UIBase, arg, log
 from netboot.http.ui.images import list_boot_files
+from netboot.http.ui.power import PowerForm, PowerFormView
 from netboot.http.ui.views import (
     ACTION_NAMES,
     available_actions,
@@ -40,7 +41,7 @@ from netboot.store.leases import LeaseStore
 ACTION_WAIT = 10.0  # seconds an action's POST waits for the power driver
 
 
-class ContentPages(UIBase):
+class ContentPages(PowerForm, UIBase):
     # -- pages --------------------------------------------------------------------------
 
     def _nodes(self, request: Request, session: Session) -> bytes:
@@ -75,6 +76,12 @@ class ContentPages(UIBase):
         node = self.store.node(system_id)
         if node is None:
             return self._error(request, session, 404, "Not Found", f"no node {system_id!r}")
+        return self._node_page(request, session, node, self._power_view(request, node))
+
+    def _node_page(
+        self, request: Request, session: Session, node: Any, power: PowerFormView | None
+    ) -> bytes:
+        system_id = node.system_id
         results = [
             {
                 "name": r.name,
@@ -94,6 +101,7 @@ class ContentPages(UIBase):
             "node.html.j2",
             section="/ui/",
             node=node,
+            power=power,
             disks=disk_rows(node),
             hardware=hardware,
             events=event_rows(self.store.events(system_id)),

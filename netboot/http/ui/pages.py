@@ -89,6 +89,8 @@ class UIResource(ContentPages):
             if get:
                 return self._node(request, session, path[1])
             return self._node_action(request, session, path[1])
+        if len(path) == 3 and path[0] == "nodes" and path[2] == "power" and not get:
+            return self._node_power(request, session, path[1])
         if path == ["leases"] and get:
             return self._leases(request, session)
         if path == ["images"] and get:
