@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from netboot.bootconfig.settings import BootConfig, parse_boot
-from netboot.nodes.settings import LifecycleConfig, parse_lifecycle
+from netboot.nodes.settings import DeployConfig, LifecycleConfig, parse_deploy, parse_lifecycle
 from netboot.power.settings import PowerConfig, parse_power
 
 if TYPE_CHECKING:
@@ -64,6 +64,7 @@ class Config:
     dns: DNSConfig | None = None  # [dns]: on unless enabled = false (dns/settings.py)
     lifecycle: LifecycleConfig = LifecycleConfig()  # [lifecycle]: nodes/settings.py
     power: PowerConfig = PowerConfig()  # [power]: power/settings.py
+    deploy: DeployConfig = DeployConfig()  # [deploy]: erase on release (nodes/settings.py)
 
     @property
     def database_path(self) -> Path:
@@ -76,7 +77,7 @@ class Config:
 
 _TOP_KEYS = {
     "server_address", "state_dir", "boot_dir", "http", "tftp", "dhcp", "boot", "dns", "lifecycle",
-    "power",
+    "power", "deploy",
 }  # fmt: skip
 
 
@@ -122,6 +123,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
         dns=_dns(raw.get("dns", {}), server_address, dhcp),
         lifecycle=parse_lifecycle(raw.get("lifecycle", {}), base_dir),
         power=parse_power(raw.get("power", {}), dhcp.interfaces if dhcp else ()),
+        deploy=parse_deploy(raw.get("deploy", {})),
     )
 
 

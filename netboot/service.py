@@ -15,7 +15,9 @@ from netboot.config import Config
 from netboot.dhcp.service import DHCPService
 from netboot.dns.build import DNSListeners, start_dns
 from netboot.http.site import build_site
-from netboot.images.settings import deploy_settings
+from netboot.images.cache import ImageCache
+from netboot.images.nodeboot import NodeBootFacts
+from netboot.images.settings import deploy_settings, images_dir
 from netboot.metrics import Metrics
 from netboot.nodes.wiring import build_lifecycle
 from netboot.power.service import PowerService
@@ -62,7 +64,7 @@ def make_service(
     power = PowerService(store, reactor, clock, cfg.power)
     power.setServiceParent(top)
     actions, node_timeouts = build_lifecycle(
-        store, reactor, clock, cfg.lifecycle, power=power.lookup
+        store, reactor, clock, cfg.lifecycle, power=power.lookup, deploy=cfg.deploy
     )
     node_timeouts.setServiceParent(top)
     site = build_site(
@@ -74,6 +76,10 @@ def make_service(
         metrics=metrics,
         actions=actions,
         deploy=deploy_settings(cfg),
+    )
+    # What grub/pxelinux configs need beyond the node's status (netboot/images/nodeboot.py).
+    boot_facts = NodeBootFacts(
+        store, ImageCache(images_dir(cfg)), cfg.http_base_url, deploy_settings(cfg).domain
     )
     http = internet.TCPServer(cfg.http.port, site, interface=str(cfg.http.bind))
     http.setName("http")
@@ -88,7 +94,13 @@ def make_service(
             max_sessions=cfg.tftp.max_sessions,
             max_blksize=cfg.tftp.max_blksize,
             # pxelinux.cfg/01-<mac>, grub/grub.cfg-<mac> from node state; loader probes.
-            open_file=DynamicBootFiles(store.node_by_mac, ScriptRenderer(), cfg.http_base_url),
+            open_file=DynamicBootFiles(
+                store.node_by_mac,
+                ScriptRenderer(),
+                cfg.http_base_url,
+                boot_facts,
+                ImageCache(images_dir(cfg)),  # images/boot/...: the installer for grub
+            ),
             reuse_port=cfg.tftp.workers > 1,
         )
         metrics.add_tftp("tftp", port.protocol.stats)

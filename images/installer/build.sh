@@ -9,7 +9,8 @@
 # the host's static busybox (shell, wget, udhcpc, mount, chroot ...) plus the tools
 # busybox lacks, taken from Debian packages with `mmdebstrap --variant=extract` (unpacked
 # with their libraries, never installed on the host): sfdisk (fdisk), mke2fs
-# (e2fsprogs), mkfs.fat (dosfstools), zstd and GNU tar (xattrs). grub is not needed
+# (e2fsprogs), mkfs.fat (dosfstools), zstd, GNU tar (xattrs) and wipefs/blkdiscard
+# (util-linux: disk erasing). grub is not needed
 # here: the installer runs grub-install inside the image it wrote.
 #
 # Idempotent: skipped when the outputs are newer than every input.
@@ -30,7 +31,7 @@ CACHE=${NETBOOT_CACHE:-$REPO/build/cache}
 BUSYBOX=${NETBOOT_BUSYBOX:-/bin/busybox}
 MIRROR=${NETBOOT_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 PYTHON=${PYTHON:-python3}
-TOOLS_PACKAGES=fdisk,e2fsprogs,dosfstools,zstd,tar
+TOOLS_PACKAGES=fdisk,e2fsprogs,dosfstools,zstd,tar,util-linux
 
 for tool in mmdebstrap depmod modprobe ldconfig sha256sum "$PYTHON"; do
     command -v "$tool" >/dev/null || die "$tool not found"
@@ -101,7 +102,7 @@ while read -r applet; do
     done
     [ "$found" = 1 ] || ln -s /bin/busybox "$R/$applet"
 done < <("$BUSYBOX" --list-full)
-for tool in bin/tar usr/bin/zstd sbin/sfdisk sbin/mkfs.ext4 sbin/mkfs.fat; do
+for tool in bin/tar usr/bin/zstd sbin/sfdisk sbin/mkfs.ext4 sbin/mkfs.fat sbin/wipefs sbin/blkdiscard; do
     [ -x "$R/$tool" ] || die "the installer needs /$tool (packages $TOOLS_PACKAGES)"
 done
 install -m 755 "$HERE/init" "$R/init"

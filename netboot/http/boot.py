@@ -11,6 +11,7 @@ stale validator turns a Range request into a full 200 answer).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,9 @@ from twisted.logger import Logger
 from twisted.web import http, resource, static
 from twisted.web.server import Request
 
-from netboot.bootconfig.scripts import ScriptRenderer, boot_purpose
+from netboot.bootconfig.scripts import NO_FACTS, NodeBoot, ScriptRenderer, boot_purpose
 from netboot.nodes.inventory import InvalidReport, normalise_mac
+from netboot.store.models import Node
 from netboot.store.sqlite import SQLiteStore
 
 log = Logger(namespace="netboot.http")
@@ -30,11 +32,19 @@ CHUNK_BYTES = 256 * 1024  # per read + write of a streamed boot file (static.Fil
 class IPXEScripts(resource.Resource):
     """``/boot/ipxe/<mac>``: the script for whatever that machine should boot now."""
 
-    def __init__(self, store: SQLiteStore, renderer: ScriptRenderer, http_base: str) -> None:
+    def __init__(
+        self,
+        store: SQLiteStore,
+        renderer: ScriptRenderer,
+        http_base: str,
+        boot_facts: Callable[[Node | None], NodeBoot] | None = None,
+    ) -> None:
         super().__init__()
         self.store = store
         self.renderer = renderer
         self.http_base = http_base
+        # netboot.images.nodeboot.NodeBootFacts: an installed node boots its disk.
+        self.boot_facts = boot_facts or (lambda _node: NO_FACTS)
 
     def getChild(self, path: bytes, request: Request) -> resource.Resource:
         try:
@@ -54,10 +64,11 @@ class _IPXEScript(resource.Resource):
 
     def render_GET(self, request: Request) -> bytes:
         node = self.parent.store.node_by_mac(self.mac)
-        script = self.parent.renderer.ipxe(node, self.mac, self.parent.http_base)
+        facts = self.parent.boot_facts(node)
+        script = self.parent.renderer.ipxe(node, self.mac, self.parent.http_base, facts)
         log.info(
             "iPXE script {purpose} for {mac} ({peer})",
-            purpose=boot_purpose(node).value,
+            purpose=boot_purpose(node, facts.installed).value,
             mac=self.mac,
             peer=request.getClientAddress().host,
         )

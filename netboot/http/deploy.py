@@ -11,6 +11,11 @@
     POST phone-home/<token>   cloud-init's phone_home: the node becomes DEPLOYED
     GET  preseed/<token>      the Debian installer's preseed, rendered per node
     GET  log                  the last installer log
+    GET  erase-log            the last disk erase log
+
+A node in DISK_ERASING (release with erase) boots the same installer with
+``netboot.purpose=erase``; its ``config``, ``event`` and ``done`` calls are answered by
+netboot/http/erase.py.
 
 Node callbacks prove themselves with the node's token (``Authorization: Bearer``, as
 /metadata does; in the path where the caller cannot set headers: cloud-init's phone
@@ -32,6 +37,7 @@ from twisted.logger import Logger
 from twisted.web import resource
 from twisted.web.server import Request
 
+from netboot.http import erase
 from netboot.http.enlist import json_response
 from netboot.images.cache import ImageCache, ImageVersion
 from netboot.images.deploycfg import (
@@ -39,13 +45,12 @@ from netboot.images.deploycfg import (
     DeploySettings,
     deploy_method,
     fqdn,
-    image_url,
     installer_env,
     instance_id,
-    kernel_params_installer,
     meta_data,
     user_data,
 )
+from netboot.images.installerboot import DI_IMAGE, INSTALLER_IMAGE, installer_boot
 from netboot.images.verify import ImageRejected
 from netboot.nodes.lifecycle import IllegalTransition, NodeStatus
 from netboot.store.models import Node
@@ -55,8 +60,6 @@ log = Logger(namespace="netboot.deploy")
 MAX_LOG_BYTES = 4 << 20
 MAX_EVENT_BYTES = 4096
 _STAGE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-INSTALLER_IMAGE = "installer"
-DI_IMAGE = "debian-installer"
 
 
 class DeployResource(resource.Resource):
@@ -121,6 +124,10 @@ class _NodeDeploy(resource.Resource):
                 dep = self.p.store.deployment(node.system_id)
                 request.setHeader(b"content-type", b"text/plain; charset=utf-8")
                 return dep.log if dep else b""
+            if route == ("GET", "erase-log") and len(path) == 1:
+                gone = self.p.store.erasure(node.system_id)
+                request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+                return gone.log if gone else b""
             if route == ("POST", "phone-home") and len(path) == 2:
                 if not _same(path[1], node.token):
                     return _text(request, 401, "unknown node or bad token")
@@ -152,55 +159,47 @@ class _NodeDeploy(resource.Resource):
             "system_id": node.system_id,
             "http_base": self.p.http_base,
         }
-        if node.status is not NodeStatus.DEPLOYING or self._installed(node):
+        erasing = node.status is NodeStatus.DISK_ERASING
+        if not erasing and (node.status is not NodeStatus.DEPLOYING or self._installed(node)):
             log.info("deploy boot.ipxe for {host}: local disk", host=node.hostname)
             return self._render("ipxe/local.ipxe.j2", mac="", **common)
-        method = deploy_method(node)
-        name = DI_IMAGE if method == "preseed" else INSTALLER_IMAGE
-        boot = self.p.cache.get("boot", name)
+        purpose = "erase" if erasing else "deploy"
         try:
-            if boot is None:
-                raise DeployConfigError(
-                    f"no {name} boot image: import one with `netboot images import`"
-                )
-            kernel = boot.manifest.extra.get("kernel", "vmlinuz")
-            initrd = (boot.manifest.extra.get("initrds") or ["initrd"])[0]
-            for f in (kernel, initrd):
-                self.p.cache.checked_path(boot, f)
+            boot = installer_boot(
+                node, self.p.cache, self.p.http_base, purpose, self.p.settings.domain
+            )
         except (DeployConfigError, ImageRejected) as exc:
-            self._fail(node, f"cannot boot the installer: {exc}", b"")
+            if erasing:
+                erase.fail(self.p, node, f"cannot boot the installer: {exc}", b"")
+            else:
+                self._fail(node, f"cannot boot the installer: {exc}", b"")
             return self._render("ipxe/deploy-error.ipxe.j2", error=_ipxe_safe(str(exc)), **common)
         urls = {
-            "kernel_url": image_url(self.p.http_base, boot, kernel),
-            "initrd_url": image_url(self.p.http_base, boot, initrd),
-            "initrd_name": initrd,
+            "kernel_url": boot.kernel_url,
+            "initrd_url": boot.initrd_url,
+            "initrd_name": boot.initrd_name,
             "installer_ref": boot.ref,
+            "params": boot.params,
         }
         log.info(
-            "deploy boot.ipxe for {host}: {method} via {ref}",
+            "deploy boot.ipxe for {host}: {purpose} ({method}) via {ref}",
             host=node.hostname,
-            method=method,
+            purpose=purpose,
+            method=boot.method,
             ref=boot.ref,
         )
-        if method == "preseed":
-            api = self._api(node)
-            return self._render(
-                "ipxe/deploy-preseed.ipxe.j2",
-                preseed_url=f"{api}/preseed/{node.token}",
-                domain=self.p.settings.domain,
-                nameserver=urlsplit(self.p.http_base).hostname,
-                **urls,
-                **common,
-            )
+        if boot.method == "preseed":
+            return self._render("ipxe/deploy-preseed.ipxe.j2", **urls, **common)
         return self._render(
             "ipxe/deploy-installer.ipxe.j2",
-            image_ref=node.distro_series or "(default)",
-            params=kernel_params_installer(self.p.http_base, node),
+            image_ref="erase the disks" if erasing else (node.distro_series or "(default)"),
             **urls,
             **common,
         )
 
     def config(self, request: Request, node: Node, actor: str) -> bytes:
+        if node.status is NodeStatus.DISK_ERASING:
+            return erase.config(self.p, request, node, actor)
         if node.status is not NodeStatus.DEPLOYING:
             return _text(request, 409, f"node is {node.status.label}, not deploying")
         if self._installed(node):
@@ -272,10 +271,12 @@ class _NodeDeploy(resource.Resource):
         stage = _query(request, "stage") or ""
         if not _STAGE.match(stage):
             return _text(request, 400, "stage: lower-case word expected")
-        if node.status is not NodeStatus.DEPLOYING:
-            return _text(request, 409, f"node is {node.status.label}, not deploying")
         assert request.content is not None
         message = request.content.read(MAX_EVENT_BYTES).decode("utf-8", "replace")
+        if node.status is NodeStatus.DISK_ERASING:
+            return erase.event(self.p, request, node, actor, stage, message)
+        if node.status is not NodeStatus.DEPLOYING:
+            return _text(request, 409, f"node is {node.status.label}, not deploying")
         self.p.store.deployment_progress(node.system_id, stage, message, self.p.clock(), actor)
         log.info(
             "deploy {host} {stage}: {message}", host=node.hostname, stage=stage, message=message
@@ -286,10 +287,12 @@ class _NodeDeploy(resource.Resource):
         status = _query(request, "status")
         if status not in ("ok", "failed"):
             return _text(request, 400, "status: ok or failed expected")
-        if node.status is not NodeStatus.DEPLOYING:
-            return _text(request, 409, f"node is {node.status.label}, not deploying")
         assert request.content is not None
         body = request.content.read(MAX_LOG_BYTES)
+        if node.status is NodeStatus.DISK_ERASING:
+            return erase.done(self.p, request, node, actor, status == "ok", body)
+        if node.status is not NodeStatus.DEPLOYING:
+            return _text(request, 409, f"node is {node.status.label}, not deploying")
         if status == "ok":
             self.p.store.deployment_finished(node.system_id, True, body, self.p.clock(), actor)
             log.info(

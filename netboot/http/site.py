@@ -19,6 +19,7 @@ from netboot.http.nodes import NodesResource
 from netboot.http.ui import build_ui
 from netboot.images.cache import ImageCache
 from netboot.images.deploycfg import DeploySettings
+from netboot.images.nodeboot import NodeBootFacts
 from netboot.metrics import Metrics
 from netboot.store.sqlite import SQLiteStore
 
@@ -37,7 +38,12 @@ def build_site(
     root = resource.Resource()
     boot = resource.Resource()
     root.putChild(b"boot", boot)
-    boot.putChild(b"ipxe", IPXEScripts(store, ScriptRenderer(), http_base))
+    facts = (
+        NodeBootFacts(store, ImageCache(deploy.images_dir), http_base, deploy.domain)
+        if deploy is not None
+        else None
+    )
+    boot.putChild(b"ipxe", IPXEScripts(store, ScriptRenderer(), http_base, facts))
     boot.putChild(b"files", boot_files(boot_dir))
     api = resource.Resource()
     root.putChild(b"api", api)

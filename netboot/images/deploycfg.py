@@ -74,6 +74,23 @@ def installer_env(
         "NB_BOOTLOADER": settings.bootloader,
         "NB_DISK": "",
     }
+    return _env_lines(values)
+
+
+def erase_env(node: Node, mode: str) -> str:
+    """The installer's config in erase mode (``netboot.purpose=erase``): the token for
+    its reports and how to erase (``quick`` or ``secure``)."""
+    return _env_lines(
+        {
+            "NB_TOKEN": node.token,
+            "NB_SYSTEM_ID": node.system_id,
+            "NB_HOSTNAME": node.hostname,
+            "NB_ERASE_MODE": mode,
+        }
+    )
+
+
+def _env_lines(values: dict[str, str]) -> str:
     lines = []
     for key, value in values.items():
         if not _SAFE_VALUE.match(value):

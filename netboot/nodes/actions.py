@@ -29,6 +29,7 @@ from netboot.nodes.errors import InvalidAction, NoMatchingNode, PowerActionFaile
 from netboot.nodes.lifecycle import IllegalTransition, NodeStatus
 from netboot.nodes.power_actions import PowerActions
 from netboot.power.base import PowerDriver
+from netboot.store.erase import begin_erase, finish_erase
 from netboot.store.models import Node
 from netboot.store.nodes_ext import NodeNotFound, clear_script_results
 
@@ -54,6 +55,7 @@ class Timeouts:
     commissioning: float = 1800.0
     deploying: float = 3600.0
     releasing: float = 900.0
+    disk_erasing: float = 1800.0
 
 
 # The phase a node waits in -> the FAILED state it goes to when the phase times out.
@@ -61,6 +63,24 @@ FAILED_STATE = {
     S.COMMISSIONING: S.FAILED_COMMISSIONING,
     S.DEPLOYING: S.FAILED_DEPLOYMENT,
     S.RELEASING: S.FAILED_RELEASING,
+    S.DISK_ERASING: S.FAILED_DISK_ERASING,
+}
+
+# How a release may erase the disks (the installer's NB_ERASE_MODE): quick = wipefs +
+# zero the first and last 2 MiB of each disk; secure = the disk's secure discard when it
+# has one, then quick (quick alone when it has none).
+ERASE_MODES = ("quick", "secure")
+
+# What a node owned goes back to when it is released (READY).
+_CLEARED = {
+    "owner": None,
+    "agent_name": "",
+    "owner_data": {},
+    "user_data": None,
+    "osystem": "",
+    "distro_series": "",
+    "status_message": "",
+    "status_deadline": None,
 }
 
 PowerLookup = Callable[[str], PowerDriver]
@@ -78,6 +98,8 @@ class NodeActions(PowerActions):
         clock: Callable[[], float] = time.time,
         timeouts: Timeouts = Timeouts(),  # noqa: B008 (frozen, shared safely)
         commissioning_scripts: Path | None = None,
+        erase_on_release: bool = False,
+        erase_mode: str = "quick",
     ) -> None:
         self.store = store
         self.power = power
@@ -85,6 +107,9 @@ class NodeActions(PowerActions):
         self.timeouts = timeouts
         # The operator's commissioning scripts (served to nodes, expected in results).
         self.commissioning_scripts = commissioning_scripts
+        # [deploy] erase_on_release: what release() does when the caller does not say.
+        self.erase_on_release = erase_on_release
+        self.erase_mode = erase_mode
 
     # -- reads --------------------------------------------------------------------------
 
@@ -234,32 +259,37 @@ class NodeActions(PowerActions):
         return node
 
     def release(
-        self, system_id: str, actor: str, *, erase: bool = False, comment: str = ""
+        self,
+        system_id: str,
+        actor: str,
+        *,
+        erase: bool | None = None,
+        erase_mode: str | None = None,
+        comment: str = "",
     ) -> defer.Deferred:
         """Give the node back: ALLOCATED -> READY at once; a node that may be running
         (DEPLOYING, DEPLOYED, FAILED_DEPLOYMENT, FAILED_RELEASING) -> RELEASING, power
         off, -> READY (FAILED_RELEASING if the power off fails). Owner, agent name,
-        owner data and user data are cleared."""
-        if erase:
-            raise InvalidAction("erase", "disk erasing is not supported by this appliance")
-        cleared = {
-            "owner": None,
-            "agent_name": "",
-            "owner_data": {},
-            "user_data": None,
-            "osystem": "",
-            "distro_series": "",
-            "status_message": "",
-            "status_deadline": None,
-        }
+        owner data and user data are cleared.
+
+        ``erase`` (None: the ``[deploy] erase_on_release`` default) sends the node to
+        DISK_ERASING instead: see ``erase_disks``; ``erase_mode`` None is the configured
+        ``[deploy] erase_mode``."""
+        erase_mode = erase_mode or self.erase_mode
+        if erase_mode not in ERASE_MODES:
+            raise InvalidAction("erase_mode", f"{erase_mode!r} is not one of quick, secure")
+        if erase is None:
+            erase = self.erase_on_release
         node = self.get(system_id)
         reason = comment or "released"
         if node.status is S.READY:
             return defer.succeed(node)  # MAAS: releasing a Ready machine is a no-op
+        if erase:
+            return self.erase_disks(system_id, actor, erase_mode, comment)
         if node.status is S.ALLOCATED:
             return defer.succeed(
                 self._to(
-                    system_id, S.READY, actor, reason, fields=cleared, only_from=(S.ALLOCATED,)
+                    system_id, S.READY, actor, reason, fields=_CLEARED, only_from=(S.ALLOCATED,)
                 )
             )
         node = self._to(
@@ -275,11 +305,66 @@ class NodeActions(PowerActions):
 
         def released(_: Node) -> Node:
             return self._to(
-                system_id, S.READY, actor, "powered off", fields=cleared, only_from=(S.RELEASING,)
+                system_id, S.READY, actor, "powered off", fields=_CLEARED, only_from=(S.RELEASING,)
             )
 
         d.addCallback(released)
         return d
+
+    def erase_disks(
+        self, system_id: str, actor: str, mode: str = "quick", comment: str = ""
+    ) -> defer.Deferred:
+        """Release with erase (MAAS's DISK_ERASING): the node goes to DISK_ERASING and is
+        power cycled (on if it was off); it PXE boots the installer in erase mode, which
+        erases every disk and reports (``erasing_done``): READY, or FAILED_DISK_ERASING
+        with its log. A failed power cycle -> FAILED_DISK_ERASING."""
+        if mode not in ERASE_MODES:
+            raise InvalidAction("erase_mode", f"{mode!r} is not one of quick, secure")
+        node = self._to(
+            system_id,
+            S.DISK_ERASING,
+            actor,
+            comment or f"released with {mode} disk erase",
+            deadline=self.timeouts.disk_erasing,
+            fields={"status_message": f"Erasing disks ({mode})"},
+            only_from=(
+                S.ALLOCATED,
+                S.DEPLOYING,
+                S.DEPLOYED,
+                S.FAILED_DEPLOYMENT,
+                S.RELEASING,
+                S.FAILED_RELEASING,
+                S.FAILED_DISK_ERASING,
+            ),
+            before=begin_erase(system_id, mode, self.clock()),
+        )
+        return self._power(node, "cycle", actor, failed=S.FAILED_DISK_ERASING)
+
+    def erasing_done(
+        self, system_id: str, actor: str, ok: bool, message: str, log_bytes: bytes = b""
+    ) -> Node:
+        """The erase environment reported: READY (owner and deploy fields cleared), or
+        FAILED_DISK_ERASING with ``message``; its log is kept (``store.erasure``)."""
+        now = self.clock()
+        fields = dict(_CLEARED) if ok else {"status_message": message, "status_deadline": None}
+        node, _ = self.store.transition(
+            system_id,
+            S.READY if ok else S.FAILED_DISK_ERASING,
+            now,
+            actor,
+            message,
+            fields=fields,
+            only_from=(S.DISK_ERASING,),
+            before=finish_erase(system_id, ok, log_bytes, now),
+        )
+        log.info(
+            "{hostname} ({system_id}) disk erasing {result}: {message}",
+            hostname=node.hostname,
+            system_id=system_id,
+            result="done" if ok else "FAILED",
+            message=message,
+        )
+        return node
 
     # -- broken / fixed -----------------------------------------------------------------
 
@@ -335,6 +420,7 @@ class NodeActions(PowerActions):
                 S.COMMISSIONING: self.timeouts.commissioning,
                 S.DEPLOYING: self.timeouts.deploying,
                 S.RELEASING: self.timeouts.releasing,
+                S.DISK_ERASING: self.timeouts.disk_erasing,
             }[node.status]
             reason = (
                 f"timed out: no report from the node within {limit:g} s of "

@@ -22,6 +22,8 @@ class NodeStatus(IntEnum):
     FAILED_DEPLOYMENT = 11
     RELEASING = 12
     FAILED_RELEASING = 13
+    DISK_ERASING = 14
+    FAILED_DISK_ERASING = 15
     RESCUE_MODE = 16
 
     @property
@@ -42,6 +44,8 @@ _LABELS = {
     NodeStatus.FAILED_DEPLOYMENT: "Failed deployment",
     NodeStatus.RELEASING: "Releasing",
     NodeStatus.FAILED_RELEASING: "Releasing failed",
+    NodeStatus.DISK_ERASING: "Disk erasing",
+    NodeStatus.FAILED_DISK_ERASING: "Failed disk erasing",
     NodeStatus.RESCUE_MODE: "Rescue mode",
 }
 
@@ -52,12 +56,18 @@ TRANSITIONS: dict[NodeStatus, frozenset[NodeStatus]] = {
     S.COMMISSIONING: frozenset({S.READY, S.FAILED_COMMISSIONING, S.NEW, S.BROKEN}),
     S.FAILED_COMMISSIONING: frozenset({S.COMMISSIONING, S.BROKEN}),
     S.READY: frozenset({S.COMMISSIONING, S.ALLOCATED, S.BROKEN, S.RESCUE_MODE}),
-    S.ALLOCATED: frozenset({S.DEPLOYING, S.RELEASING, S.READY, S.BROKEN}),
-    S.DEPLOYING: frozenset({S.DEPLOYED, S.FAILED_DEPLOYMENT, S.RELEASING, S.BROKEN}),
-    S.FAILED_DEPLOYMENT: frozenset({S.DEPLOYING, S.RELEASING, S.BROKEN}),
-    S.DEPLOYED: frozenset({S.RELEASING, S.BROKEN, S.RESCUE_MODE}),
-    S.RELEASING: frozenset({S.READY, S.FAILED_RELEASING, S.BROKEN}),
-    S.FAILED_RELEASING: frozenset({S.RELEASING, S.BROKEN}),
+    S.ALLOCATED: frozenset({S.DEPLOYING, S.RELEASING, S.READY, S.DISK_ERASING, S.BROKEN}),
+    S.DEPLOYING: frozenset(
+        {S.DEPLOYED, S.FAILED_DEPLOYMENT, S.RELEASING, S.DISK_ERASING, S.BROKEN}
+    ),
+    S.FAILED_DEPLOYMENT: frozenset({S.DEPLOYING, S.RELEASING, S.DISK_ERASING, S.BROKEN}),
+    S.DEPLOYED: frozenset({S.RELEASING, S.DISK_ERASING, S.BROKEN, S.RESCUE_MODE}),
+    S.RELEASING: frozenset({S.READY, S.FAILED_RELEASING, S.DISK_ERASING, S.BROKEN}),
+    S.FAILED_RELEASING: frozenset({S.RELEASING, S.DISK_ERASING, S.BROKEN}),
+    # Release with erase: the node boots the installer in erase mode, which reports done
+    # (READY) or failed; a failed erase may be retried by releasing again.
+    S.DISK_ERASING: frozenset({S.READY, S.FAILED_DISK_ERASING, S.BROKEN}),
+    S.FAILED_DISK_ERASING: frozenset({S.DISK_ERASING, S.RELEASING, S.BROKEN}),
     S.BROKEN: frozenset({S.READY, S.COMMISSIONING}),
     S.RESCUE_MODE: frozenset({S.READY, S.DEPLOYED, S.BROKEN}),
 }

@@ -155,7 +155,7 @@ class PowerActions:
             driver = None
 
         def done(_: object) -> Node:
-            state = ("on" if action == "on" else "off") if driver.can_query else "unknown"
+            state = ("off" if action == "off" else "on") if driver.can_query else "unknown"
             return self.store.update_node(
                 system_id,
                 {"power_state": state},

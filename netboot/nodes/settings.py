@@ -1,16 +1,25 @@
-"""The ``[lifecycle]`` configuration table: phase timeouts and commissioning scripts.
+"""The ``[lifecycle]`` table (phase timeouts, commissioning scripts) and the ``[deploy]``
+table (what release does by default).
 
 ```toml
 [lifecycle]
 commissioning_timeout = 1800   # seconds a COMMISSIONING node may stay silent
 deploying_timeout = 3600       # ... DEPLOYING
 releasing_timeout = 900        # ... RELEASING
+disk_erasing_timeout = 1800    # ... DISK_ERASING (release with erase)
 timeout_check_interval = 10    # how often overdue nodes are looked for
 commissioning_scripts = "/etc/netboot/commissioning"   # operator scripts directory
 ```
 
 A node that does not report back within its phase's timeout goes to the matching FAILED
-state (FAILED_COMMISSIONING, FAILED_DEPLOYMENT, FAILED_RELEASING) with the reason.
+state (FAILED_COMMISSIONING, FAILED_DEPLOYMENT, FAILED_RELEASING, FAILED_DISK_ERASING)
+with the reason.
+
+```toml
+[deploy]
+erase_on_release = false   # release erases the disks unless the caller says erase=false
+erase_mode = "quick"       # the default erase: "quick" or "secure" (see docs/deploy.md)
+```
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ _KEYS = {
     "commissioning_timeout",
     "deploying_timeout",
     "releasing_timeout",
+    "disk_erasing_timeout",
     "timeout_check_interval",
     "commissioning_scripts",
 }
@@ -68,7 +78,35 @@ def parse_lifecycle(raw: Any, base_dir: Path) -> LifecycleConfig:
             commissioning=seconds("commissioning_timeout", d.commissioning, 0),
             deploying=seconds("deploying_timeout", d.deploying, 0),
             releasing=seconds("releasing_timeout", d.releasing, 0),
+            disk_erasing=seconds("disk_erasing_timeout", d.disk_erasing, 0),
         ),
         check_interval=seconds("timeout_check_interval", 10.0, 0.1),
         commissioning_scripts=path if path.is_absolute() else (base_dir / path).resolve(),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class DeployConfig:
+    """``[deploy]``: MAAS's "erase disks on release" setting and its default mode."""
+
+    erase_on_release: bool = False
+    erase_mode: str = "quick"
+
+
+def parse_deploy(raw: Any) -> DeployConfig:
+    from netboot.config import ConfigError  # config imports this module
+    from netboot.nodes.actions import ERASE_MODES
+
+    if not isinstance(raw, dict):
+        raise ConfigError("deploy", "must be a table")
+    known = ("erase_on_release", "erase_mode")
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"deploy.{key}", f"unknown key (known: {', '.join(known)})")
+    erase = raw.get("erase_on_release", False)
+    if not isinstance(erase, bool):
+        raise ConfigError("deploy.erase_on_release", "must be true or false")
+    mode = raw.get("erase_mode", "quick")
+    if mode not in ERASE_MODES:
+        raise ConfigError("deploy.erase_mode", f"{mode!r} is not one of {', '.join(ERASE_MODES)}")
+    return DeployConfig(erase_on_release=erase, erase_mode=mode)

@@ -1,5 +1,6 @@
-"""``netboot nodes [list|show NAME|commission NAME|release NAME]``: the node table and a
-node's details for people (rich) or scripts (``--json``), and the two everyday actions.
+"""``netboot nodes [list|show NAME|commission NAME|release NAME [--erase [--secure]]]``:
+the node table and a node's details for people (rich) or scripts (``--json``), and the
+two everyday actions.
 
 Actions go through NodeActions (the same code as the web UI and the MAAS API), straight
 on the store file: the appliance need not be reachable, and a running one sees the new
@@ -47,6 +48,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action = verbs.add_parser(verb, help=text)
         action.add_argument("name", help="hostname, system id or MAC")
         action.add_argument("--comment", default="", help="reason recorded in the event")
+        if verb == "release":
+            action.add_argument(
+                "--erase",
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help="erase the disks first (default: [deploy] erase_on_release)",
+            )
+            action.add_argument(
+                "--secure",
+                action="store_true",
+                help="secure erase (the disk's secure discard, else quick); implies --erase",
+            )
 
 
 def run(cfg: Config, args: argparse.Namespace) -> int:
@@ -61,7 +74,7 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
             return 1
         if command == "show":
             return _show(store, node, args.json)
-        return _act(store, node, command, args.comment)
+        return _act(store, node, command, args.comment, args, cfg)
     finally:
         store.close()
 
@@ -192,7 +205,14 @@ def _show(store: SQLiteStore, node: Node, as_json: bool) -> int:
     return 0
 
 
-def _act(store: SQLiteStore, node: Node, verb: str, comment: str) -> int:
+def _act(
+    store: SQLiteStore,
+    node: Node,
+    verb: str,
+    comment: str,
+    args: argparse.Namespace | None = None,
+    cfg: Config | None = None,
+) -> int:
     from twisted.internet import reactor
 
     from netboot.nodes.actions import (
@@ -204,14 +224,28 @@ def _act(store: SQLiteStore, node: Node, verb: str, comment: str) -> int:
     )
     from netboot.nodes.wiring import power_lookup
 
-    actions = NodeActions(store, power_lookup(reactor))
+    deploy = getattr(cfg, "deploy", None)
+    actions = NodeActions(
+        store,
+        power_lookup(reactor),
+        erase_on_release=bool(getattr(deploy, "erase_on_release", False)),
+        erase_mode=getattr(deploy, "erase_mode", "quick"),
+    )
     actor = f"cli:{getpass.getuser()}"
     before = node.status
     try:
         if verb == "commission":
             d = actions.commission(node.system_id, actor, comment)
         else:
-            d = actions.release(node.system_id, actor, comment=comment)
+            secure = bool(getattr(args, "secure", False))
+            erase = getattr(args, "erase", None)
+            d = actions.release(
+                node.system_id,
+                actor,
+                erase=True if secure else erase,
+                erase_mode="secure" if secure else None,
+                comment=comment,
+            )
         after = wait_for(d, reactor, ACTION_TIMEOUT)
     except IllegalTransition as exc:
         print(f"netboot: cannot {verb} {node.hostname}: it is {exc.current.label}", file=sys.stderr)

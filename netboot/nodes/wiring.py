@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from netboot.nodes.actions import NodeActions, PowerLookup
-from netboot.nodes.settings import LifecycleConfig
+from netboot.nodes.settings import DeployConfig, LifecycleConfig
 from netboot.nodes.timeouts import TimeoutChecker
 from netboot.power import registry
 from netboot.power.base import PowerDriver
@@ -33,6 +33,7 @@ def build_lifecycle(
     clock: Callable[[], float] = time.time,
     settings: LifecycleConfig = LifecycleConfig(),  # noqa: B008 (frozen)
     power: PowerLookup | None = None,
+    deploy: DeployConfig = DeployConfig(),  # noqa: B008 (frozen)
 ) -> tuple[NodeActions, TimeoutChecker]:
     """``power``: the appliance's queued lookup (netboot.power.service.PowerService);
     without it, drivers straight from the registry."""
@@ -42,5 +43,7 @@ def build_lifecycle(
         clock,
         settings.timeouts,
         settings.commissioning_scripts,
+        erase_on_release=deploy.erase_on_release,
+        erase_mode=deploy.erase_mode,
     )
     return actions, TimeoutChecker(actions, reactor, settings.check_interval)

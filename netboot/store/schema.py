@@ -157,6 +157,18 @@ MIGRATIONS: tuple[str, ...] = (
         updated     REAL NOT NULL
     );
     """,
+    # disk erasures (netboot/store/erase.py): the mode a release asked for, and the erase
+    # environment's verdict and log.
+    """
+    CREATE TABLE erasures (
+        system_id   TEXT PRIMARY KEY REFERENCES nodes(system_id) ON DELETE CASCADE,
+        mode        TEXT NOT NULL,
+        started     REAL NOT NULL,
+        finished    REAL,
+        ok          INTEGER,
+        log         BLOB NOT NULL DEFAULT x''
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -21,6 +21,7 @@ from netboot.nodes.lifecycle import NodeStatus
 from netboot.nodes.names import generate_hostname
 from netboot.store.deploy import DeployStoreMixin
 from netboot.store.dns import DNSStoreMixin
+from netboot.store.erase import ErasureStoreMixin
 from netboot.store.models import Event, Node
 from netboot.store.nodes_ext import NodeLifecycleStore, node_ext_fields
 from netboot.store.schema import MIGRATIONS, SCHEMA_VERSION
@@ -34,7 +35,9 @@ class StoreError(RuntimeError):
 _SYSTEM_ID_ALPHABET = string.ascii_lowercase + string.digits
 
 
-class SQLiteStore(NodeLifecycleStore, UsersMixin, DNSStoreMixin, DeployStoreMixin):
+class SQLiteStore(
+    NodeLifecycleStore, UsersMixin, DNSStoreMixin, DeployStoreMixin, ErasureStoreMixin
+):
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path

@@ -38,10 +38,20 @@ def main() -> None:
     if args.database is not None:
         from netboot.bootconfig.scripts import ScriptRenderer
         from netboot.bootconfig.tftpfiles import DynamicBootFiles
+        from netboot.images.cache import ImageCache
+        from netboot.images.nodeboot import NodeBootFacts
         from netboot.store.sqlite import SQLiteStore
 
         store = SQLiteStore(args.database)
-        open_file = DynamicBootFiles(store.node_by_mac, ScriptRenderer(), args.http_base)
+        # The image cache sits beside the store in state_dir (netboot/images/settings.py).
+        images = ImageCache(args.database.parent / "images")
+        open_file = DynamicBootFiles(
+            store.node_by_mac,
+            ScriptRenderer(),
+            args.http_base,
+            NodeBootFacts(store, images, args.http_base),
+            images,
+        )
     listen_tftp(
         reactor,
         args.root,

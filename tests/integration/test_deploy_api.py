@@ -4,6 +4,7 @@ with urllib the way the installer's wget does: boot script, config, seed, events
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -27,6 +28,13 @@ MAC = "52:54:00:aa:bb:01"
 @pytest.fixture
 def appliance(tmp_path: Path):
     """`netboot serve` on 127.0.0.1 with an installer and a deploy image imported."""
+    with running_appliance(tmp_path) as app:
+        yield app
+
+
+@contextlib.contextmanager
+def running_appliance(tmp_path: Path):
+    """The ``appliance`` fixture's body, for other test modules (test_erase_api.py)."""
     cfg = tmp_path / "netboot.toml"
     port = free_port()
     cfg.write_text(

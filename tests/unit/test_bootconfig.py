@@ -170,13 +170,13 @@ def test_purpose_follows_the_node_status(status, purpose):
     assert boot_purpose(node(status)) is purpose
 
 
-@pytest.mark.parametrize("status", [NodeStatus.DEPLOYING, NodeStatus.RESCUE_MODE])
+# Deploying and erasing boot the installer image instead: tests/unit/test_installer_boot.py
+@pytest.mark.parametrize("status", [NodeStatus.RESCUE_MODE])
 def test_linux_purposes_name_their_initrd_and_node_in_every_dialect(status):
     renderer = ScriptRenderer()
     purpose = boot_purpose(node(status)).value
     texts = [renderer.grub(node(status), MAC, BASE), renderer.pxelinux(node(status), MAC, BASE)]
-    if status is NodeStatus.RESCUE_MODE:  # iPXE deploys chain the deploy API instead
-        texts.append(renderer.ipxe(node(status), MAC, BASE))
+    texts.append(renderer.ipxe(node(status), MAC, BASE))
     for text in texts:
         assert f"{purpose}.initrd" in text
         assert f"netboot.purpose={purpose}" in text

@@ -240,8 +240,8 @@ def test_release_of_allocated_node_is_immediate_and_power_failure_fails_releasin
     failure = result(actions.release(a.system_id, "alice"))
     assert failure.check(PowerActionFailed)
     assert store.node(a.system_id).status is S.FAILED_RELEASING
-    with pytest.raises(InvalidAction, match="erase"):
-        actions.release(a.system_id, "alice", erase=True)
+    with pytest.raises(InvalidAction, match="erase_mode"):
+        actions.release(a.system_id, "alice", erase=True, erase_mode="gently")
 
 
 def test_set_owner_data_merges_and_empty_value_deletes(env):

@@ -31,6 +31,7 @@ _RELEASABLE = {
     NodeStatus.DEPLOYED,
     NodeStatus.FAILED_DEPLOYMENT,
     NodeStatus.FAILED_RELEASING,
+    NodeStatus.FAILED_DISK_ERASING,
 }
 
 
@@ -137,7 +138,13 @@ def machines_release(call: Call) -> defer.Deferred:
     if stuck:
         raise Conflict(f"Machine(s) cannot be released in their current state: {', '.join(stuck)}")
     comment = call.form.text("comment") or ""
-    ds = [call.ctx.actions.release(n.system_id, call.actor, comment=comment) for n in nodes]
+    erase, mode = _erase_options(call)
+    ds = [
+        call.ctx.actions.release(
+            n.system_id, call.actor, erase=erase, erase_mode=mode, comment=comment
+        )
+        for n in nodes
+    ]
     d = defer.gatherResults(ds, consumeErrors=True)
     d.addErrback(lambda f: f.value.subFailure if isinstance(f.value, defer.FirstError) else f)
     d.addCallback(lambda _: [n.system_id for n in nodes])
@@ -278,14 +285,31 @@ def machine_deploy(call: Call) -> defer.Deferred:
     return _then_machine(call, d)
 
 
+def _erase_options(call: Call) -> tuple[bool | None, str | None]:
+    """MAAS's release flags -> (erase, mode). ``erase=true`` erases in the configured
+    mode (``[deploy] erase_mode``); ``secure_erase`` or ``quick_erase`` pick the mode
+    (and imply erase). No flag at all: the ``[deploy] erase_on_release`` default.
+    Unlike MAAS, a plain ``erase`` never overwrites whole disks (docs/deploy.md)."""
+    f = call.form
+    secure, quick = f.flag("secure_erase"), f.flag("quick_erase")
+    mode = "secure" if secure else ("quick" if quick else None)
+    if f.text("erase") is not None:
+        return f.flag("erase") or secure or quick, mode
+    return (True if mode else None), mode
+
+
 def machine_release(call: Call) -> defer.Deferred:
     node = _node(call)
-    f = call.form
-    for flag in ("erase", "secure_erase", "quick_erase"):
-        if f.flag(flag):
-            raise BadForm(flag, "disk erasing is not supported by this appliance")
+    erase, mode = _erase_options(call)
     return _then_machine(
-        call, call.ctx.actions.release(node.system_id, call.actor, comment=f.text("comment") or "")
+        call,
+        call.ctx.actions.release(
+            node.system_id,
+            call.actor,
+            erase=erase,
+            erase_mode=mode,
+            comment=call.form.text("comment") or "",
+        ),
     )
 
 

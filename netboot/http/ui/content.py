@@ -108,6 +108,7 @@ class ContentPages(PowerForm, UIBase):
             results=results,
             actions=available_actions(node.status) if self.actions is not None else [],
             distros=deploy_releases(self._cached_images()),
+            erase_default=bool(getattr(self.actions, "erase_on_release", False)),
         )
 
     def _node_action(self, request: Request, session: Session, system_id: str) -> bytes | int:
@@ -123,6 +124,8 @@ class ContentPages(PowerForm, UIBase):
         kwargs: dict[str, Any] = {}
         if action == "deploy" and arg(request, "distro_series"):
             kwargs["distro_series"] = arg(request, "distro_series")
+        if action == "release":  # the form's checkbox (ticked by [deploy] erase_on_release)
+            kwargs["erase"] = arg(request, "erase") == "1"
         d = defer.maybeDeferred(getattr(self.actions, action), system_id, user, **kwargs)
         label = action.replace("_", " ")
 

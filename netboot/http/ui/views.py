@@ -27,6 +27,8 @@ TONES: dict[NodeStatus, str] = {
     S.RELEASING: "busy",
     S.FAILED_DEPLOYMENT: "failed",
     S.FAILED_RELEASING: "failed",
+    S.DISK_ERASING: "busy",
+    S.FAILED_DISK_ERASING: "failed",
     S.BROKEN: "failed",
     S.RESCUE_MODE: "busy",
 }
@@ -174,7 +176,14 @@ class Action:
 
 _DEPLOYABLE = frozenset({S.READY, S.ALLOCATED, S.FAILED_DEPLOYMENT})
 _RELEASABLE = frozenset(
-    {S.ALLOCATED, S.DEPLOYING, S.DEPLOYED, S.FAILED_DEPLOYMENT, S.FAILED_RELEASING}
+    {
+        S.ALLOCATED,
+        S.DEPLOYING,
+        S.DEPLOYED,
+        S.FAILED_DEPLOYMENT,
+        S.FAILED_RELEASING,
+        S.FAILED_DISK_ERASING,
+    }
 )
 
 
