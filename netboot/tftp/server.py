@@ -1,10 +1,14 @@
 """Twisted adapter for the read-only TFTP server: sockets, timers, logs and counters.
 
 `TFTPServerProtocol` listens on the well-known port (RFC 1350 section 4: requests go to
-port 69). For each RRQ it opens a fresh ephemeral UDP port on the same address - the
-server's transfer ID - and hands the datagrams arriving there to a `ReadSession`
-(session.py), which holds all protocol decisions. Timers come from the injected
-reactor (IReactorTime); nothing here imports the global reactor except `main()`.
+port 69). For each RRQ it resolves and opens the file, negotiates the options, opens a
+fresh ephemeral UDP socket on the same address - the server's transfer ID - and hands
+socket, file and `ReadSession` (session.py, which holds all protocol decisions) to the
+`TransferEngine` (engine.py): the data phase runs on the engine's own epoll loop and
+thread, not through the reactor per block. The engine hands each finished transfer back
+through `reactor.callFromThread`; counters and log lines are written here, in the
+reactor thread, when a transfer ends. Nothing here imports the global reactor except
+`main()`.
 
 Typed failures are mapped to TFTP errors here and only here (`_ERRORS`): paths.FileNotFound
 -> 1, paths.AccessViolation -> 2, WRQ -> 2 "read-only server", unsupported mode -> 4,
@@ -25,8 +29,8 @@ Limits: blksize is clamped to the MTU of the route to the client (udp.path_mtu),
 DATA datagram is never IP-fragmented; at most `max_sessions` transfers run at once
 (the next request gets error 0 "server busy"); a transfer that has not finished after
 `max_transfer_seconds` is ended with error 0, so a client that trickles ACKs cannot hold
-a slot forever. DATA windows go out through udp.DataSender (one pread and, with UDP GSO,
-one sendmsg per window).
+a slot forever. DATA windows go out through udp.DataSender (with UDP GSO one sendmsg
+per window); files are read ahead 64 KiB per pread (session.ReadAhead).
 """
 
 from __future__ import annotations
@@ -40,12 +44,11 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IDelayedCall, IListeningPort
+from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
 from netboot.tftp.codec import (
-    Data,
     Error,
     ErrorCode,
     MalformedPacket,
@@ -55,6 +58,7 @@ from netboot.tftp.codec import (
     decode,
     encode,
 )
+from netboot.tftp.engine import EngineTransfer, TransferEngine
 from netboot.tftp.netascii import NetasciiReader
 from netboot.tftp.paths import AccessViolation, FileNotFound, PathError, normalise, resolve
 from netboot.tftp.session import (
@@ -68,7 +72,7 @@ from netboot.tftp.session import (
     reader_for,
     source_size,
 )
-from netboot.tftp.udp import DataSender, max_blksize_for_mtu, path_mtu
+from netboot.tftp.udp import max_blksize_for_mtu, path_mtu
 
 __all__ = ["FileProvider", "TFTPServerProtocol", "TFTPStats", "listen_tftp", "main"]
 
@@ -85,9 +89,7 @@ _ERRORS: dict[type[Exception], Error] = {
 _READ_ONLY = Error(ErrorCode.ACCESS_VIOLATION, "read-only server")
 _BAD_MODE = Error(ErrorCode.ILLEGAL_OPERATION, "unsupported mode")
 _BUSY = Error(ErrorCode.NOT_DEFINED, "server busy: too many transfers, retry later")
-_TOO_LONG = Error(ErrorCode.NOT_DEFINED, "transfer took too long")
 _INTERNAL = Error(ErrorCode.NOT_DEFINED, "internal error")
-_UNKNOWN_TID = Error(ErrorCode.UNKNOWN_TID, "unknown transfer ID")
 
 
 def _fmt(peer: Peer) -> str:
@@ -96,7 +98,11 @@ def _fmt(peer: Peer) -> str:
 
 @dataclass(slots=True)
 class TFTPStats:
-    """Counters for metrics export. bytes_sent counts DATA payload incl. retransmissions."""
+    """Counters for metrics export. bytes_sent counts DATA payload incl. retransmissions.
+
+    Per-transfer figures (bytes, send calls, drops, error 5s) are added when the
+    transfer ends, in the reactor thread: a running transfer is not counted yet.
+    """
 
     transfers_ok: int = 0
     transfers_failed: int = 0
@@ -130,6 +136,7 @@ class TFTPServerProtocol(DatagramProtocol):
         max_transfer_seconds: float = 1800.0,
         clamp_to_mtu: bool = True,
         use_gso: bool = True,
+        engine: TransferEngine | None = None,
     ) -> None:
         if max_sessions < 1:
             raise ValueError("max_sessions must be at least 1")
@@ -147,7 +154,15 @@ class TFTPServerProtocol(DatagramProtocol):
         self.clamp_to_mtu = clamp_to_mtu
         self.use_gso = use_gso
         self.stats = TFTPStats()
-        self._transfers: dict[Peer, _Transfer] = {}
+        self._transfers: dict[Peer, EngineTransfer] = {}
+        # The data phase runs on the engine's own loop (engine.py); an injected engine
+        # (tests: fake clock, no thread) is driven by its owner.
+        self._own_engine = engine is None
+        self.engine = engine or TransferEngine(
+            deliver=reactor.callFromThread,
+            log=self.log.info,
+            max_transfer_seconds=max_transfer_seconds,
+        )
 
     # --- requests on the well-known port ----------------------------------------------
 
@@ -209,15 +224,35 @@ class TFTPServerProtocol(DatagramProtocol):
         if netascii:
             reader = NetasciiReader(reader)
         session = ReadSession(reader, options, timeouts=self.timeouts)
-        transfer = _Transfer(self, session, peer, request.filename, source)
         try:
-            port = self.reactor.listenUDP(0, transfer, interface=self.bind_address)
-        except CannotListenError as exc:
+            sock = self._transfer_socket()
+        except OSError as exc:
             source.close()
             self._refuse(peer, request.filename, _INTERNAL, f"no transfer port: {exc}")
             return
+        transfer = EngineTransfer(
+            sock,
+            peer,
+            session,
+            source,
+            request.filename,
+            self._engine_finished,
+            use_gso=self.use_gso,
+        )
         self._transfers[peer] = transfer
-        transfer.begin(port)
+        self.engine.submit(transfer)
+
+    def _transfer_socket(self) -> socket.socket:
+        """A fresh UDP port on the listening address: the server's TID for one transfer."""
+        family = socket.AF_INET6 if ":" in self.bind_address else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.bind((self.bind_address, 0))
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        return sock
 
     def _max_blksize_for(self, peer: Peer) -> int:
         """The configured maximum, lowered to what one datagram carries on the route."""
@@ -253,7 +288,7 @@ class TFTPServerProtocol(DatagramProtocol):
         )
         self.send(self.transport, error, peer)
 
-    # --- shared by transfers ------------------------------------------------------------
+    # --- transfers (run by the engine) ------------------------------------------------
 
     def send(self, transport: Any, packet: Packet, peer: Peer) -> None:
         """Write one packet and count it; a socket error is logged, not raised."""
@@ -262,153 +297,53 @@ class TFTPServerProtocol(DatagramProtocol):
         except OSError as exc:
             self.log.warn("tftp: send to {peer} failed: {reason}", peer=_fmt(peer), reason=exc)
             return
-        if isinstance(packet, Data):
-            self.stats.bytes_sent += len(packet.payload)
-        elif isinstance(packet, Error):
+        if isinstance(packet, Error):
             self.stats.errors_sent += 1
 
-    def send_data(self, sender: DataSender, packets: Sequence[Data], peer: Peer) -> None:
-        """Send a window of DATA through the transfer's sender; errors are logged."""
-        before, dropped = sender.syscalls, sender.dropped
-        try:
-            sender.send(packets, peer)
-        except OSError as exc:
-            self.log.warn("tftp: send to {peer} failed: {reason}", peer=_fmt(peer), reason=exc)
-        self.stats.send_syscalls += sender.syscalls - before
-        self.stats.send_dropped += sender.dropped - dropped
-        self.stats.bytes_sent += sum(len(p.payload) for p in packets)
-
-    def transfer_finished(self, transfer: _Transfer, step: Step) -> None:
+    def _engine_finished(self, transfer: EngineTransfer, step: Step) -> None:
+        # Runs in the reactor thread (delivered by the engine): counters and the log line.
         self._transfers.pop(transfer.peer, None)
         session = transfer.session
+        stats = self.stats
+        stats.bytes_sent += session.bytes_sent
+        stats.errors_sent += transfer.errors_sent
+        stats.send_syscalls += transfer.sender.syscalls
+        stats.send_dropped += transfer.sender.dropped
         fields = dict(
             peer=_fmt(transfer.peer),
             file=transfer.filename,
             bytes=session.bytes_acked,
             blksize=session.options.blksize,
-            seconds=self.reactor.seconds() - transfer.started,
+            windowsize=session.options.windowsize,
+            seconds=self.engine.clock() - transfer.started,
             retransmits=session.retransmits,
             reason=step.reason,
         )
         if step.state is State.DONE:
-            self.stats.transfers_ok += 1
+            stats.transfers_ok += 1
             self.log.info(
                 "tftp: sent {file} to {peer}: {bytes} bytes, blksize {blksize}, "
                 "{seconds:.3f} s, {retransmits} timeouts",
                 **fields,
             )
         elif step.state is State.ABORTED:
-            self.stats.transfers_aborted += 1
+            stats.transfers_aborted += 1
             self.log.info("tftp: {peer} aborted {file}: {reason}", **fields)
         else:
-            self.stats.transfers_failed += 1
+            stats.transfers_failed += 1
             self.log.warn("tftp: sending {file} to {peer} failed: {reason}", **fields)
 
-    def stopProtocol(self) -> None:
-        for transfer in list(self._transfers.values()):
-            transfer.close(Step((), State.FAILED, "server stopped"))
+    def startProtocol(self) -> None:  # noqa: N802 (twisted API name)
+        if self._own_engine:
+            self.engine.start()
+
+    def stopProtocol(self) -> None:  # noqa: N802 (twisted API name)
+        if self._own_engine:
+            self.engine.stop()  # ends the running transfers: "server stopped"
 
     @property
     def active_transfers(self) -> int:
         return len(self._transfers)
-
-
-class _Transfer(DatagramProtocol):
-    """The per-RRQ port: checks the TID, decodes, drives the session and its timer."""
-
-    noisy = False  # no "starting on PORT" log line per transfer
-
-    def __init__(
-        self,
-        server: TFTPServerProtocol,
-        session: ReadSession,
-        peer: Peer,
-        filename: str,
-        source: BinaryIO,
-    ) -> None:
-        self.server = server
-        self.session = session
-        self.peer = peer
-        self.filename = filename
-        self.source = source
-        self.started = server.reactor.seconds()
-        self._port: Any = None
-        self._sender: DataSender | None = None
-        self._timer: IDelayedCall | None = None
-        self._deadline = 0.0  # when the session's current wait for progress runs out
-        self._closed = False
-
-    def begin(self, port: Any) -> None:
-        self._port = port
-        self._sender = DataSender(port, use_gso=self.server.use_gso)
-        self._apply(self.session.start())
-
-    def datagramReceived(self, data: bytes, addr: Peer) -> None:
-        if self._closed:
-            return
-        if addr != self.peer:
-            # RFC 1350 section 4: a foreign TID gets error 5; the transfer carries on.
-            self.server.send(self._port, _UNKNOWN_TID, addr)
-            return
-        try:
-            packet = decode(data)
-        except MalformedPacket as exc:
-            self.server.log.info(
-                "tftp: dropped malformed packet from {peer}: {reason}",
-                peer=_fmt(addr),
-                file=self.filename,
-                reason=str(exc),
-            )
-            return
-        self._apply(self.session.receive(packet))
-
-    def _expired(self) -> None:
-        # One timer per wait, not per packet: progress only moves the deadline, and an
-        # early wake-up sleeps again for the remainder.
-        self._timer = None
-        if self._closed:
-            return
-        now = self.server.reactor.seconds()
-        if now - self.started >= self.server.max_transfer_seconds:
-            self._apply(Step((_TOO_LONG,), State.FAILED, "transfer lifetime exceeded"))
-        elif now < self._deadline:
-            self._timer = self.server.reactor.callLater(self._deadline - now, self._expired)
-        else:
-            self._apply(self.session.timeout())
-
-    def _apply(self, step: Step) -> None:
-        send = step.send
-        if send and isinstance(send[0], Data):
-            assert self._sender is not None
-            self.server.send_data(self._sender, send, self.peer)  # type: ignore[arg-type]
-        else:
-            for packet in send:
-                self.server.send(self._port, packet, self.peer)
-        if step.finished:
-            self.close(step)
-        elif send:
-            # Progress or retransmission: restart the wait. Ignored packets leave it running.
-            wait = self.session.timeout_seconds
-            self._deadline = self.server.reactor.seconds() + wait
-            if self._timer is None:
-                self._timer = self.server.reactor.callLater(wait, self._expired)
-            elif self._timer.getTime() > self._deadline:
-                self._timer.reset(wait)  # the wait got shorter (progress ended a backoff)
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-
-    def close(self, step: Step) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._cancel_timer()
-        if self._port is not None:
-            self._port.stopListening()
-        self.source.close()
-        self.server.transfer_finished(self, step)
 
 
 def listen_tftp(

@@ -59,19 +59,16 @@ def max_blksize_for_mtu(mtu: int, ipv6: bool = False) -> int:
 class DataSender:
     """Send DATA windows on one transfer socket; counts system calls and drops."""
 
-    def __init__(self, port: Any, *, use_gso: bool = True) -> None:
-        self._port = port
-        self._sock: socket.socket | None = getattr(port, "socket", None)
-        self.use_gso = use_gso and self._sock is not None
+    def __init__(self, sock: socket.socket, *, use_gso: bool = True) -> None:
+        self._sock = sock
+        self.use_gso = use_gso
         self.syscalls = 0
         self.dropped = 0
 
     def send(self, packets: Sequence[Data], peer: tuple[Any, ...]) -> None:
         """Send DATA packets in order. Raises OSError only for unexpected socket errors."""
-        if self._sock is None:
-            # Not a real socket (a test transport): one encoded write per packet.
-            for packet in packets:
-                self._port.write(_HEADER.pack(Opcode.DATA, packet.block) + packet.payload, peer)
+        if len(packets) == 1:  # lock-step (RFC 1350): the common case
+            self._send_one(packets[0], peer)
             return
         start = 0
         while start < len(packets):
@@ -87,7 +84,6 @@ class DataSender:
             start += 1
 
     def _send_one(self, packet: Data, peer: tuple[Any, ...]) -> bool:
-        assert self._sock is not None
         self.syscalls += 1
         try:
             self._sock.sendmsg(
@@ -103,7 +99,6 @@ class DataSender:
     def _send_gso(self, packets: Sequence[Data], start: int, peer: tuple[Any, ...]) -> int | None:
         """Send up to one GSO batch from `start`: count sent, 0 if GSO is unusable, None if
         the socket buffer is full."""
-        assert self._sock is not None
         size = len(packets[start].payload)
         segment = 4 + size
         limit = min(GSO_MAX_SEGMENTS, GSO_MAX_BYTES // segment)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from netboot.tftp.codec import Ack, Data, Error, ErrorCode, OptionAck, ReadRequest
 from netboot.tftp.session import (
     DEFAULT_TIMEOUTS,
+    ReadAhead,
     ReadSession,
     State,
     Step,
@@ -396,3 +398,38 @@ def test_real_file_is_read_with_pread(tmp_path: Path) -> None:
         read = reader_for(f)
         assert read(1000, 600) == pattern(3000)[1000:1600]
         assert f.tell() == 0  # pread: the shared file offset is untouched
+
+
+def test_read_ahead_serves_blocks_from_one_pread_per_chunk(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    content = pattern(10_000)
+    path.write_bytes(content)
+    preads: list[tuple[int, int]] = []
+
+    def pread(fd: int, length: int, offset: int) -> bytes:
+        preads.append((offset, length))
+        return os.pread(fd, length, offset)
+
+    with path.open("rb") as f:
+        read = ReadAhead(f.fileno(), chunk=4096, pread=pread)
+        got = [bytes(read(offset, 512)) for offset in range(0, 10_240, 512)]
+        assert b"".join(got) == content  # the last reads are short, then empty
+        assert preads == [(0, 4096), (4096, 4096), (8192, 4096)]  # the last one hit EOF
+        assert read(10_000, 512) == b""
+        assert bytes(read(1000, 600)) == content[1000:1600]  # a resend reaching back
+        assert bytes(read(3900, 600)) == content[3900:4500]  # across a chunk boundary
+        assert f.tell() == 0
+
+
+def test_read_ahead_of_a_session_matches_the_file_at_every_window(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    content = pattern(200_003)
+    path.write_bytes(content)
+    for blksize, windowsize in ((512, 1), (1468, 16), (8, 3)):
+        options = negotiate(
+            {"blksize": str(blksize), "windowsize": str(windowsize)},
+            file_size=len(content),
+        )
+        with path.open("rb") as f:
+            session = ReadSession(f, options)
+            assert download(session, max_steps=100_000) == content
