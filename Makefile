@@ -10,11 +10,12 @@ APT_PACKAGES := qemu-system-x86 ipxe-qemu ipxe ovmf busybox-static cpio kmod xz-
                 atftp pxelinux syslinux-common qemu-system-arm qemu-efi-aarch64 \
                 kea-admin dnsmasq-base isc-dhcp-relay udhcpc \
                 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev pkg-config \
+                dropbear-bin netcat-openbsd openssh-client \
                 mmdebstrap zstd syslinux mtools dosfstools fdisk e2fsprogs qemu-utils \
-                vagrant vagrant-libvirt
+                vagrant vagrant-libvirt iptables nftables
 IPXE_LOADERS := undionly.kpxe snponly.efi ipxe.efi
 
-.PHONY: all demo test lint unit integration e2e deps venv boot images clean appliance vagrant-box
+.PHONY: all demo test lint unit integration e2e deps venv boot images clean appliance vagrant-box vagrant-up-check
 
 all: test
 
@@ -83,6 +84,11 @@ vagrant-box: appliance
 	@if command -v vagrant >/dev/null; then \
 	  vagrant box add --force --name netboot/appliance $(BUILD)/netboot-appliance.box; \
 	else echo "vagrant is not installed: box left at $(BUILD)/netboot-appliance.box"; fi
+
+# `vagrant up` of that box, confined: private libvirtd in a throw-away network + mount
+# namespace, TCG; not part of `make test` (~10+ min under TCG). docs/appliance.md.
+vagrant-up-check: vagrant-box
+	vagrant/try-up.sh $(BUILD)/netboot-appliance.box
 
 demo: venv boot
 	$(PY) -m netboot.cli demo --boot-dir $(BOOT) --workdir $(BUILD)/demo

@@ -1,7 +1,8 @@
 """vagrant/Vagrantfile and the box format, checked by a real vagrant (Debian 12's
 vagrant + vagrant-libvirt packages) in a throw-away VAGRANT_HOME. `vagrant up` itself
-is not run here: it needs libvirt to create host bridges and its own dnsmasq outside
-any lab namespace (docs/appliance.md says what was run and why)."""
+is not part of the suite (about 10 minutes under TCG): `make vagrant-up-check`
+(vagrant/try-up.sh) runs it confined to a private libvirtd in its own network and
+mount namespace; docs/appliance.md has what was run and the measured times."""
 
 from __future__ import annotations
 
