@@ -372,6 +372,111 @@ class SushyEmulator:
         self.log.close()
 
 
+class SshServer:
+    """Dropbear (Debian's dropbear-bin: binaries only, no service) on 127.0.0.1, key-only
+    logins as root, for libvirt's ``qemu+ssh`` transport.
+
+    ssh looks up ``~/.ssh`` through the password database, and the real root's home must
+    not be touched (no authorized_keys, no known_hosts written on the host). So the
+    server, and every client the test runs (``client_command``), run in a private mount
+    namespace in which a copy of /etc/passwd, bind-mounted over the real one, gives root
+    a home in this server's temporary directory. The key pair is generated here.
+    """
+
+    def __init__(self) -> None:
+        for tool in ("dropbear", "dropbearkey", "ssh", "ssh-keygen", "nc", "unshare"):
+            if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
+                raise AssertionError(
+                    f"{tool} is not installed: apt-get install dropbear-bin openssh-client "
+                    "netcat-openbsd util-linux (the Makefile's APT_PACKAGES has them)"
+                )
+        self.root = Path(tempfile.mkdtemp(prefix="nb-ssh-", dir="/tmp"))
+        self.proc: subprocess.Popen | None = None
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self) -> None:
+        home = self.root / "home"
+        (home / ".ssh").mkdir(parents=True, mode=0o700)
+        self.key = home / ".ssh" / "id_netboot_test"
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "netboot-test", "-f", self.key],
+            check=True,
+            timeout=30,
+        )
+        (home / ".ssh" / "authorized_keys").write_text(self.key.with_suffix(".pub").read_text())
+        self.other_key = self.root / "not-authorized"
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", self.other_key],
+            check=True,
+            timeout=30,
+        )
+        host_key = self.root / "host_ed25519"
+        subprocess.run(
+            ["dropbearkey", "-t", "ed25519", "-f", host_key], check=True, capture_output=True
+        )
+        rows = []
+        for line in Path("/etc/passwd").read_text().splitlines():
+            fields = line.split(":")
+            if fields[0] == "root" and len(fields) == 7:
+                fields[5] = str(home)
+            rows.append(":".join(fields))
+        self.passwd = self.root / "passwd"
+        self.passwd.write_text("\n".join(rows) + "\n")
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.log = open(self.root / "dropbear.log", "wb")  # noqa: SIM115 (closed in close)
+        # -F foreground, -E log to stderr, -s no password logins, -p loopback only.
+        self.proc = subprocess.Popen(
+            self.client_command(
+                ["dropbear", "-F", "-E", "-s", "-p", self.address, "-r", str(host_key)]
+                + ["-P", str(self.root / "dropbear.pid")]
+            ),
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_until(self._listening, 30, "dropbear to listen")
+
+    def client_command(self, argv: list[str]) -> list[str]:
+        """``argv`` run with root's home in this server's directory (mount namespace)."""
+        script = f'mount --bind "{self.passwd}" /etc/passwd && exec "$@"'
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *argv]
+
+    def libvirt_uri(self, socket_path: Path, key: Path | None = None) -> str:
+        """qemu+ssh to the libvirtd behind ``socket_path`` (libvirt runs nc there)."""
+        return (
+            f"qemu+ssh://root@{self.address}/session?socket={socket_path}"
+            f"&keyfile={key or self.key}&no_verify=1&no_tty=1"
+        )
+
+    def _listening(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"dropbear exited: {self.tail()}")
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def tail(self) -> str:
+        try:
+            return (self.root / "dropbear.log").read_text(errors="replace")[-2000:]
+        except OSError:
+            return "(no log)"
+
+    def close(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+        if hasattr(self, "log"):
+            self.log.close()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
 class SilentServer:
     """A loopback socket that takes requests and never answers: a hung BMC."""
 

@@ -33,6 +33,7 @@ from tests.conftest import require_root
 from tests.integration.power_lab import (
     LibvirtDaemon,
     SilentServer,
+    SshServer,
     SushyEmulator,
     ThreadedReactor,
     VirtualBMC,
@@ -300,6 +301,19 @@ def test_a_silent_bmc_holds_up_no_other_node(rx, libvirtd, vbmc):
     )
 
 
+def appliance_power(rx: ThreadedReactor, store: SQLiteStore) -> tuple[PowerService, NodeActions]:
+    """The appliance's power service (queue, retries, poller) and NodeActions over it."""
+    power = PowerService(
+        store,
+        rx.reactor,
+        config=PowerConfig(
+            drivers=PowerSettings(timeout=TIMEOUT),
+            retry=RetryPolicy(attempts=2, first_delay=0.5, attempt_timeout=TIMEOUT + 2),
+        ),
+    )
+    return power, NodeActions(store, power.lookup)
+
+
 def test_failures_mark_the_node_with_a_clear_power_error(rx, vbmc, tmp_path: Path):
     store = SQLiteStore(tmp_path / "netboot.sqlite3")
     try:
@@ -311,15 +325,7 @@ def test_failures_mark_the_node_with_a_clear_power_error(rx, vbmc, tmp_path: Pat
             power_type="ipmi",
             power_parameters=ipmi_params(vbmc.address, "wrong-password"),
         )
-        power = PowerService(
-            store,
-            rx.reactor,
-            config=PowerConfig(
-                drivers=PowerSettings(timeout=TIMEOUT),
-                retry=RetryPolicy(attempts=2, first_delay=0.5, attempt_timeout=TIMEOUT + 2),
-            ),
-        )
-        actions = NodeActions(store, power.lookup)
+        power, actions = appliance_power(rx, store)
         with pytest.raises(PowerActionFailed) as info:
             rx.call(actions.power_on, node.system_id, "operator")
         assert "refused the credentials" in info.value.message
@@ -416,15 +422,7 @@ def test_nodes_sharing_one_bmc_keep_their_own_events_and_errors(rx, libvirtd, vb
                 power_type="ipmi",
                 power_parameters=ipmi_params(vbmc.address, password),
             ).system_id
-        power = PowerService(
-            store,
-            rx.reactor,
-            config=PowerConfig(
-                drivers=PowerSettings(timeout=TIMEOUT),
-                retry=RetryPolicy(attempts=2, first_delay=0.5, attempt_timeout=TIMEOUT + 2),
-            ),
-        )
-        actions = NodeActions(store, power.lookup)
+        power, actions = appliance_power(rx, store)
 
         def both_on():
             return defer.DeferredList(
@@ -462,3 +460,76 @@ def test_nodes_sharing_one_bmc_keep_their_own_events_and_errors(rx, libvirtd, vb
     finally:
         libvirtd.set_active("nb-ipmi", False)
         store.close()
+
+
+# -- virsh over qemu+ssh --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sshd() -> Iterator[SshServer]:
+    server = SshServer()
+    yield server
+    server.close()
+
+
+def test_virsh_over_qemu_ssh_through_a_real_ssh_server(libvirtd, sshd, tmp_path: Path):
+    """The operator's path to a remote KVM host: `netboot power set/on/query/off` with a
+    qemu+ssh URI. ssh (OpenSSH's client, as libvirt runs it) logs in to dropbear on
+    127.0.0.1 with a key made for this test; libvirt runs nc there to reach the private
+    libvirtd's socket. A key the server does not accept is a prompt, clear error."""
+    known_hosts_before = Path("/root/.ssh/known_hosts").exists()
+    libvirtd.define("nb-ssh")
+    config = tmp_path / "netboot.toml"
+    config.write_text(
+        f'server_address = "127.0.0.1"\nstate_dir = "{tmp_path}/state"\n'
+        f'boot_dir = "{tmp_path}/boot"\n[power]\ntimeout = {TIMEOUT:g}\nattempts = 1\n'
+    )
+
+    def power(*args: str) -> subprocess.CompletedProcess:
+        argv = [sys.executable, "-m", "netboot.cli", "--config", str(config), "power", *args]
+        return subprocess.run(
+            sshd.client_command(argv),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
+
+    store = SQLiteStore(tmp_path / "state" / "netboot.sqlite3")
+    try:
+        node = create_node(store, macs=("52:54:00:00:08:31",), now=time.time(), actor="test")
+    finally:
+        store.close()
+    uri = sshd.libvirt_uri(libvirtd.socket)
+    try:
+        stored = power("set", node.hostname, "virsh", f"power_address={uri}", "power_id=nb-ssh")
+        assert stored.returncode == 0, stored.stderr + sshd.tail()
+        assert "ok: virsh: the BMC answered, power is off" in stored.stdout
+        assert "Pubkey auth succeeded for 'root'" in sshd.tail()  # it went through ssh
+        on = power("on", node.hostname)
+        assert on.returncode == 0, on.stderr
+        assert libvirtd.is_active("nb-ssh")
+        query = power("query", node.system_id)
+        assert query.returncode == 0 and query.stdout.strip().endswith(": on"), query.stdout
+        off = power("off", node.hostname)
+        assert off.returncode == 0, off.stderr
+        assert not libvirtd.is_active("nb-ssh")
+        query = power("query", node.system_id)
+        assert query.returncode == 0 and query.stdout.strip().endswith(": off"), query.stdout
+
+        refused_uri = sshd.libvirt_uri(libvirtd.socket, sshd.other_key)
+        start = time.monotonic()
+        refused = power("check", "virsh", f"power_address={refused_uri}", "power_id=nb-ssh")
+        seconds = time.monotonic() - start
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert f"failed: cannot connect to libvirt at {refused_uri}" in refused.stdout
+        print(f"\nqemu+ssh: a key the server refuses is reported after {seconds:.1f} s")
+    finally:
+        libvirtd.set_active("nb-ssh", False)
+        conn = libvirtd.connect()
+        try:
+            conn.lookupByName("nb-ssh").undefine()
+        finally:
+            conn.close()
+    # Nothing was written into the host's own ~root/.ssh.
+    assert Path("/root/.ssh/known_hosts").exists() == known_hosts_before
