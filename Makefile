@@ -11,7 +11,6 @@ APT_PACKAGES := qemu-system-x86 ipxe-qemu ipxe ovmf busybox-static cpio kmod xz-
                 kea-admin dnsmasq-base isc-dhcp-relay udhcpc \
                 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev pkg-config \
                 dropbear-bin netcat-openbsd openssh-client \
-                dropbear-bin netcat-openbsd openssh-client \
                 mmdebstrap zstd syslinux mtools dosfstools fdisk e2fsprogs qemu-utils \
                 vagrant vagrant-libvirt iptables nftables
 IPXE_LOADERS := undionly.kpxe snponly.efi ipxe.efi
