@@ -9,6 +9,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from twisted.internet import defer
 from twisted.web import resource
 
@@ -230,3 +232,39 @@ def test_power_form_view_and_submission_are_pure():
     assert submitted_parameters(specs, {"param_power_pass": " x "}, {}, False) == {
         "power_pass": " x "
     }
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    power_type=st.sampled_from([*registry.power_types(), "", "nonsense"]),
+    form=st.dictionaries(
+        st.sampled_from(
+            ["param_power_address", "param_power_user", "param_power_pass", "param_power_id"]
+            + ["param_mac_address", "param_k_g", "param_privilege_level", "param_x"]
+            + ["clear_power_pass", "clear_k_g", "check"]
+        ),
+        st.text(max_size=30),
+        max_size=8,
+    ),
+    secret=st.text(max_size=16).map(lambda t: "Zq9#" + t),
+)
+def test_random_power_forms_are_stored_or_refused_never_a_crash(
+    site, store, power_type, form, secret
+):
+    system_id = store.nodes()[0].system_id if store.nodes() else enlist(store, "52:54:00:00:00:09")
+    client = logged_in(site)
+    page = client.get(f"/ui/nodes/{system_id}")
+    r = client.post(
+        f"/ui/nodes/{system_id}/power",
+        {**form, "param_power_pass": secret, "power_type": power_type, "csrf_token": csrf_of(page)},
+    )
+    assert r.code in (303, 400), r.body
+    shown = r.body if r.code == 400 else client.get(f"/ui/nodes/{system_id}").body
+    if not any(secret in value for value in form.values()):  # not echoed as another field
+        assert html.escape(secret) not in shown and secret not in shown
+    if r.code == 400:
+        assert 'id="power-error"' in r.body
+    else:
+        assert store.node(system_id).power_type == power_type

@@ -149,9 +149,13 @@ class PowerForm:
             )
         same = power_type == node.power_type
         stored = self.store.power_parameters(system_id)
-        form = {k.decode(): v[0].decode("utf-8", "replace") for k, v in request.args.items()}
+        form = {
+            k.decode("utf-8", "replace"): v[0].decode("utf-8", "replace")
+            for k, v in (request.args or {}).items()
+            if v
+        }
         params = submitted_parameters(driver.parameters, form, stored, same)
-        entered = {k: v for k, v in params.items()}
+        entered = dict(params)
         user = session.username or ""
         try:
             cleaned = self.actions.check_power(power_type, params)
