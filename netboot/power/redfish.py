@@ -13,6 +13,7 @@ under it and its server-side retries are off (the power queue retries instead).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -122,7 +123,7 @@ def _with_system(p: Mapping[str, str], timeout: float, op: Callable[[Any], T], b
             f"{bmc} has no system {p.get('node_id', '')!r} (HTTP 404)", retryable=False
         ) from None
     except sushy_exceptions.ConnectionError as exc:
-        raise PowerError(f"cannot reach {bmc}: {_first_line(exc)}") from None
+        raise PowerError(f"cannot reach {bmc}: {_connection_reason(exc)}") from None
     except sushy_exceptions.HTTPError as exc:
         retry = exc.status_code is None or exc.status_code >= 500
         raise PowerError(f"{bmc}: {_first_line(exc)}", retryable=retry) from None
@@ -144,6 +145,13 @@ def _state(system: Any) -> PowerState:
     if state in (sushy.PowerState.OFF, sushy.PowerState.POWERING_OFF):
         return PowerState.OFF
     return PowerState.UNKNOWN
+
+
+def _connection_reason(exc: Exception) -> str:
+    """The OS's reason at the bottom of sushy's/urllib3's nested connection error
+    ("[Errno 111] Connection refused"), else its first line."""
+    reasons = re.findall(r"\[Errno -?\d+\] [^'\")\]]+", str(exc))
+    return reasons[-1].strip() if reasons else _first_line(exc)
 
 
 def _first_line(exc: Exception) -> str:

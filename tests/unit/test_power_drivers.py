@@ -215,3 +215,18 @@ def test_check_reports_bad_parameters_without_touching_the_network():
 def test_check_on_a_driver_that_cannot_query_is_ok_but_unknown():
     result = result_of(registry.check(ManualDriver(), {}))
     assert result.ok and result.state is PowerState.UNKNOWN
+
+
+def test_redfish_connection_errors_say_the_os_reason_not_the_whole_chain():
+    from netboot.power.redfish import _connection_reason
+
+    nested = (
+        "Unable to connect to http://10.66.0.1:1/redfish/v1/. Error: HTTPConnectionPool("
+        "host='10.66.0.1', port=1): Max retries exceeded with url: /redfish/v1/ (Caused by "
+        "NewConnectionError('<urllib3.connection.HTTPConnection object at 0x7f>: Failed to "
+        "establish a new connection: [Errno 111] Connection refused'))"
+    )
+    assert _connection_reason(RuntimeError(nested)) == "[Errno 111] Connection refused"
+    dns = "Failed to resolve 'bmc.example' ([Errno -2] Name or service not known)"
+    assert _connection_reason(RuntimeError(dns)) == "[Errno -2] Name or service not known"
+    assert _connection_reason(RuntimeError("Read timed out.\nmore")) == "Read timed out."
