@@ -12,7 +12,7 @@ APT_PACKAGES := qemu-system-x86 ipxe-qemu ipxe ovmf busybox-static cpio kmod xz-
                 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev pkg-config \
                 dropbear-bin netcat-openbsd openssh-client \
                 mmdebstrap zstd syslinux mtools dosfstools fdisk e2fsprogs qemu-utils \
-                vagrant vagrant-libvirt iptables nftables
+                vagrant vagrant-libvirt iptables nftables grub-efi-amd64-bin
 IPXE_LOADERS := undionly.kpxe snponly.efi ipxe.efi
 
 .PHONY: all demo test lint unit integration e2e deps venv boot images clean appliance vagrant-box vagrant-up-check

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Build the netboot admin VM: a Debian 12 qcow2 with netboot installed through
 # packaging/install.sh and enabled, two NICs (eth0 management: DHCP client; eth1
-# provisioning: static address, DHCP served there), serial console, syslinux (BIOS).
+# provisioning: static address, DHCP served there), serial console, syslinux (BIOS) and
+# GRUB at the removable path of the same FAT partition (UEFI).
 #
 #   images/appliance/build.sh OUTDIR        (root; see docs/appliance.md)
 #
@@ -32,7 +33,7 @@ BOOT_MIB=96
 PACKAGES=systemd-sysv,udev,dbus,linux-image-cloud-amd64,initramfs-tools,python3,python3-venv,openssh-server,sudo,iproute2,curl,sqlite3
 
 [ "$(id -u)" = 0 ] || { echo "build.sh: needs root (mmdebstrap, chroot, mounts)" >&2; exit 1; }
-for tool in mmdebstrap mkfs.ext4 mkfs.vfat mcopy syslinux sfdisk qemu-img; do
+for tool in mmdebstrap mkfs.ext4 mkfs.vfat mcopy mmd syslinux grub-mkstandalone sfdisk qemu-img; do
     command -v "$tool" >/dev/null || { echo "build.sh: $tool missing (make deps)" >&2; exit 1; }
 done
 for f in undionly.kpxe snponly.efi vmlinuz enlist.initrd; do
@@ -128,6 +129,7 @@ ROOTIMG=$WORK/root.img
 DISK=$WORK/disk.raw
 ROOT_MIB=$(( DISK_GIB * 1024 - BOOT_MIB - 2 ))
 mkfs.vfat -F 32 -n NETBOOTBOOT -h 2048 -C "$BOOTIMG" $(( BOOT_MIB * 1024 )) >/dev/null
+CMDLINE="root=LABEL=netboot-root rw console=tty0 console=ttyS0,115200n8 net.ifnames=0 systemd.show_status=1"
 cat > "$WORK/syslinux.cfg" <<EOF
 SERIAL 0 115200
 DEFAULT netboot
@@ -136,12 +138,33 @@ TIMEOUT 1
 LABEL netboot
   LINUX /vmlinuz
   INITRD /initrd.img
-  APPEND root=LABEL=netboot-root rw console=tty0 console=ttyS0,115200n8 net.ifnames=0 systemd.show_status=1
+  APPEND $CMDLINE
 EOF
 syslinux --install "$BOOTIMG"
 mcopy -i "$BOOTIMG" "$KERNEL" ::/vmlinuz
 mcopy -i "$BOOTIMG" "$INITRD" ::/initrd.img
 mcopy -i "$BOOTIMG" "$WORK/syslinux.cfg" ::/syslinux.cfg
+# UEFI: the same FAT partition serves as the ESP -- GRUB at the removable-media path
+# EFI/BOOT/BOOTX64.EFI (no NVRAM boot entry needed), built standalone on the host with
+# its config embedded; it finds this partition by label and boots the same kernel.
+cat > "$WORK/grub-efi.cfg" <<EOF
+insmod part_msdos
+insmod fat
+serial --unit=0 --speed=115200
+terminal_input serial console
+terminal_output serial console
+set timeout=1
+search --no-floppy --set=root --label NETBOOTBOOT
+menuentry netboot {
+    linux /vmlinuz $CMDLINE
+    initrd /initrd.img
+}
+EOF
+grub-mkstandalone -O x86_64-efi --locales= --fonts= --themes= --modules="part_msdos fat" \
+    --install-modules="normal linux search search_label fat part_msdos serial terminal echo test configfile" \
+    -o "$WORK/BOOTX64.EFI" "boot/grub/grub.cfg=$WORK/grub-efi.cfg"
+mmd -i "$BOOTIMG" ::/EFI ::/EFI/BOOT
+mcopy -i "$BOOTIMG" "$WORK/BOOTX64.EFI" ::/EFI/BOOT/BOOTX64.EFI
 mkfs.ext4 -q -L netboot-root -d "$ROOT" "$ROOTIMG" "${ROOT_MIB}M"
 truncate -s "${DISK_GIB}G" "$DISK"
 printf 'label: dos\nstart=2048, size=%dMiB, type=c, bootable\nstart=%d, type=83\n' \
