@@ -137,6 +137,20 @@ def test_commission_and_release_change_status_with_an_event(config: Path):
         store.close()
 
 
+def test_release_with_erase_sends_the_node_to_disk_erasing(config: Path):
+    names = seed(config)
+    erasing = netboot(config, "nodes", "release", names["deployed"], "--erase", "--secure")
+    assert erasing.returncode == 0, erasing.stderr
+    assert "Deployed -> Disk erasing" in erasing.stdout
+    store = store_of(config)
+    try:
+        node = next(n for n in store.nodes() if n.hostname == names["deployed"])
+        assert node.status is NodeStatus.DISK_ERASING
+        assert store.erasure(node.system_id).mode == "secure"
+    finally:
+        store.close()
+
+
 def test_illegal_action_exits_1_naming_the_state_and_changes_nothing(config: Path):
     names = seed(config)
     refused = netboot(config, "nodes", "release", names["new"])

@@ -441,6 +441,25 @@ def test_deploy_button_offers_the_cached_releases_and_deploys_one(site, store, p
     assert (node.owner, node.distro_series) == ("admin", "bookworm")
 
 
+def test_release_offers_an_erase_box_and_erasing_sends_the_node_to_disk_erasing(site, store):
+    system_id = enlist(store, "52:54:00:00:00:01")
+    for status in (NodeStatus.COMMISSIONING, NodeStatus.READY, NodeStatus.ALLOCATED):
+        store.transition(system_id, status, 1.0, "test", "seed", fields={"owner": "admin"})
+    store.transition(system_id, NodeStatus.DEPLOYING, 2.0, "test", "seed")
+    store.transition(system_id, NodeStatus.DEPLOYED, 3.0, "test", "seed")
+    client = logged_in(site)
+    page = client.get(f"/ui/nodes/{system_id}")
+    assert 'name="erase" value="1" id="release-erase">' in page.body  # unticked by default
+    r = client.post(
+        f"/ui/nodes/{system_id}",
+        {"action": "release", "erase": "1", "csrf_token": csrf_of(page)},
+    )
+    assert r.code == 303
+    node = store.node(system_id)
+    assert node.status is NodeStatus.DISK_ERASING and node.owner == "admin"
+    assert "Disk erasing" in client.get(f"/ui/nodes/{system_id}").body
+
+
 def test_leases_page_lists_leases_from_the_dhcp_lease_table(site, store):
     system_id = enlist(store, "52:54:00:00:00:01")
     leases = LeaseStore(store.path)
