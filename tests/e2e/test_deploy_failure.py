@@ -21,10 +21,10 @@ import pytest
 from netboot.lab.appliance import LabAppliance
 from netboot.lab.netns import LabNetwork
 from netboot.lab.qemu import NodeSpec, QemuNode
-from netboot.nodes.inventory import parse_enlist_body
 from netboot.nodes.lifecycle import NodeStatus
 from netboot.store.sqlite import open_store
 from tests.conftest import BOOT_DIR
+from tests.e2e.seed import enlist_as
 from tests.e2e.test_deploy import deploy_image_dir
 
 pytestmark = [pytest.mark.qemu, pytest.mark.netns]
@@ -76,24 +76,12 @@ def test_installer_failing_midway_leaves_failed_deployment_with_its_log(lab: Lab
             assert imported.returncode == 0, imported.stderr
 
         store = open_store(app.state_dir / "netboot.sqlite3")
-        report = parse_enlist_body(
-            json.dumps(
-                {
-                    "boot_mac": SPEC.mac,
-                    "interfaces": [{"name": "eth0", "mac": SPEC.mac}],
-                    "dmi": {"product_uuid": SPEC.uuid},
-                    "cpu": {"count": 1, "model": "qemu"},
-                    "memory": {"total_mib": SPEC.memory_mib},
-                    "disks": [{"name": "vda", "size_bytes": SPEC.disk_gib << 30}],
-                }
-            ).encode()
+        sid = enlist_as(
+            store,
+            SPEC,
+            (NodeStatus.COMMISSIONING, NodeStatus.READY, NodeStatus.ALLOCATED),
+            fields={"owner": "admin"},
         )
-        enlisted, _ = store.enlist(report, time.time(), "test")
-        sid = enlisted.system_id
-        for status in (NodeStatus.COMMISSIONING, NodeStatus.READY, NodeStatus.ALLOCATED):
-            store.transition(
-                sid, status, time.time(), "test", "set up by the test", fields={"owner": "admin"}
-            )
         store.transition(
             sid,
             NodeStatus.DEPLOYING,

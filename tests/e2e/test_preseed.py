@@ -12,7 +12,6 @@ mirror, so the install itself cannot go further; the test stops the VM there.
 from __future__ import annotations
 
 import base64
-import json
 import time
 from pathlib import Path
 
@@ -21,10 +20,10 @@ import pytest
 from netboot.lab.appliance import LabAppliance
 from netboot.lab.netns import LabNetwork
 from netboot.lab.qemu import NodeSpec, QemuNode
-from netboot.nodes.inventory import parse_enlist_body
 from netboot.nodes.lifecycle import NodeStatus
 from netboot.store.sqlite import open_store
 from tests.conftest import BOOT_DIR
+from tests.e2e.seed import enlist_as
 from tests.integration.maas_helpers import MaasCurl
 
 pytestmark = [pytest.mark.qemu, pytest.mark.netns]
@@ -57,22 +56,9 @@ def test_debian_installer_boots_and_fetches_its_per_node_preseed(lab: LabNetwork
         assert "imported boot/debian-installer/" in imported.stdout
 
         store = open_store(app.state_dir / "netboot.sqlite3")
-        report = parse_enlist_body(
-            json.dumps(
-                {
-                    "boot_mac": SPEC.mac,
-                    "interfaces": [{"name": "eth0", "mac": SPEC.mac}],
-                    "dmi": {"product_uuid": SPEC.uuid},
-                    "cpu": {"count": 1, "model": "qemu"},
-                    "memory": {"total_mib": SPEC.memory_mib},
-                    "disks": [{"name": "vda", "size_bytes": SPEC.disk_gib << 30}],
-                }
-            ).encode()
+        sid = enlist_as(
+            store, SPEC, (NodeStatus.COMMISSIONING, NodeStatus.READY), "commissioned elsewhere"
         )
-        enlisted, _ = store.enlist(report, time.time(), "test")
-        sid = enlisted.system_id
-        for status in (NodeStatus.COMMISSIONING, NodeStatus.READY):
-            store.transition(sid, status, time.time(), "test", "commissioned elsewhere")
         store.close()
 
         key = app.netboot("apikey", "create").stdout.strip()
