@@ -86,7 +86,7 @@ vagrant-box: appliance
 	else echo "vagrant is not installed: box left at $(BUILD)/netboot-appliance.box"; fi
 
 # `vagrant up` of that box, confined: private libvirtd in a throw-away network + mount
-# namespace, TCG; not part of `make test` (~10+ min under TCG). docs/appliance.md.
+# namespace, TCG; not part of `make test` (4-10 min under TCG). docs/appliance.md.
 vagrant-up-check: vagrant-box
 	vagrant/try-up.sh $(BUILD)/netboot-appliance.box
 

@@ -26,7 +26,7 @@ SRC=$(cd "$HERE/.." && pwd)
 # ---------------------------------------------------------------------------------------
 inside() {
     local work=$1 box=$2
-    t0=$(date +%s)
+    t0=${TRYUP_T0:-$(date +%s)}  # the outer script's start: one clock for all lines
     ns_procs() {  # processes sharing this network namespace: name(pid)
         local me p
         me=$(readlink /proc/self/ns/net)
@@ -244,6 +244,6 @@ say "box $BOX ($(du -h "$BOX" | cut -f1)); work dir $WORK; namespace $NS"
 ip netns add "$NS"
 ip -n "$NS" link set lo up
 # The whole run: network namespace NS, plus a private mount namespace for libvirt's paths.
-UP_TIMEOUT=${UP_TIMEOUT:-2400} READY_TIMEOUT=${READY_TIMEOUT:-900} \
+TRYUP_T0=$T0 UP_TIMEOUT=${UP_TIMEOUT:-2400} READY_TIMEOUT=${READY_TIMEOUT:-900} \
     timeout --kill-after=30 $(( ${UP_TIMEOUT:-2400} + ${READY_TIMEOUT:-900} + 1800 )) \
     ip netns exec "$NS" unshare --mount --propagation private "$0" --inside "$WORK" "$BOX"

@@ -1,6 +1,6 @@
 """vagrant/Vagrantfile and the box format, checked by a real vagrant (Debian 12's
 vagrant + vagrant-libvirt packages) in a throw-away VAGRANT_HOME. `vagrant up` itself
-is not part of the suite (about 10 minutes under TCG): `make vagrant-up-check`
+is not part of the suite (4-10 minutes under TCG): `make vagrant-up-check`
 (vagrant/try-up.sh) runs it confined to a private libvirtd in its own network and
 mount namespace; docs/appliance.md has what was run and the measured times."""
 
