@@ -132,8 +132,8 @@ class TransferEngine:
 
     def start(self) -> None:
         """Run the loop on a daemon thread until `stop()`."""
-        if self._thread is not None:
-            raise RuntimeError("engine already started")
+        if self._thread is not None or self._stopping:
+            raise RuntimeError("engine already started or stopped")
         self._thread = threading.Thread(target=self._run, name="tftp-engine", daemon=True)
         self._thread.start()
 
@@ -144,7 +144,9 @@ class TransferEngine:
 
     def stop(self) -> None:
         """End the loop, then end every transfer with "server stopped" (delivered to
-        its on_finished directly, in the calling thread, as the loop is gone)."""
+        its on_finished directly, in the calling thread, as the loop is gone). Idempotent."""
+        if self._poller.closed:
+            return
         self._stopping = True
         os.eventfd_write(self._wake_fd, 1)
         if self._thread is not None:
@@ -158,6 +160,10 @@ class TransferEngine:
         os.close(self._wake_fd)
 
     @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    @property
     def active(self) -> int:
         """Transfers on the loop (read from any thread: an estimate while it runs)."""
         return len(self._by_fd)
@@ -166,7 +172,12 @@ class TransferEngine:
 
     def _run(self) -> None:
         while not self._stopping:
-            self.run_once(self._wait())
+            try:
+                self.run_once(self._wait())
+            except Exception as exc:  # per-transfer errors are caught below; this is the loop
+                if self._log is not None:
+                    self._deliver(self._log, "tftp: engine loop error: {reason}", reason=repr(exc))
+                time.sleep(0.01)  # never spin on a persistent failure
 
     def _wait(self) -> float:
         if not self._heap:

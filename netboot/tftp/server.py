@@ -240,6 +240,8 @@ class TFTPServerProtocol(DatagramProtocol):
             use_gso=self.use_gso,
         )
         self._transfers[peer] = transfer
+        if self._own_engine and not self.engine.running:
+            self.engine.start()  # on the first transfer: no thread until TFTP is used
         self.engine.submit(transfer)
 
     def _transfer_socket(self) -> socket.socket:
@@ -332,10 +334,6 @@ class TFTPServerProtocol(DatagramProtocol):
         else:
             stats.transfers_failed += 1
             self.log.warn("tftp: sending {file} to {peer} failed: {reason}", **fields)
-
-    def startProtocol(self) -> None:  # noqa: N802 (twisted API name)
-        if self._own_engine:
-            self.engine.start()
 
     def stopProtocol(self) -> None:  # noqa: N802 (twisted API name)
         if self._own_engine:

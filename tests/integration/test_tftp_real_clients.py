@@ -416,3 +416,30 @@ def test_file_over_32_mib_survives_block_number_rollover(
     command += ["--get", "-r", "huge.bin", "-l", str(dest), HOST, str(server.port)]
     subprocess.run(command, check=True, timeout=240, capture_output=True)
     assert sha(dest.read_bytes()) == sha((tftp_root / "huge.bin").read_bytes())
+
+
+def test_stalled_client_does_not_hold_up_concurrent_transfers(
+    server: Server, client_socket: socket.socket, tmp_path: Path
+) -> None:
+    # All transfers of a process share one loop (tftp/engine.py): a client that never
+    # ACKs waits on its own retransmission timer while eight real clients, lock-step
+    # and windowed, run to the end beside it.
+    require_tool("atftp", "atftp")
+    stalled, transfer = request(client_socket, server.port, ReadRequest("big.bin", "octet"))
+    assert stalled == Data(1, FILES["big.bin"][:512])
+    clients = []
+    for i in range(8):
+        command = ["timeout", "120", "atftp", "--option", "blksize 1468"]
+        if i % 2:
+            command += ["--option", "windowsize 8"]
+        command += ["--get", "-r", "big.bin", "-l", str(tmp_path / f"c{i}"), HOST]
+        clients.append(subprocess.Popen([*command, str(server.port)], stderr=subprocess.PIPE))
+    for proc in clients:
+        _, err = proc.communicate(timeout=150)
+        assert proc.returncode == 0, err
+    for i in range(8):
+        assert sha((tmp_path / f"c{i}").read_bytes()) == sha(FILES["big.bin"])
+    # Meanwhile the stalled transfer was only retransmitted by its timer (1 s first).
+    again, addr = client_socket.recvfrom(2048)
+    assert addr == transfer and decode(again) == Data(1, FILES["big.bin"][:512])
+    client_socket.sendto(encode(Error(ErrorCode.NOT_DEFINED, "done")), transfer)
