@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from ipaddress import IPv4Address
 
+from netboot.dhcp.quickinit import quick_init
+
 __all__ = [
     "ACK",
     "BOOTREPLY",
@@ -100,6 +102,7 @@ def _ip(value: int) -> IPv4Address:
     return _ZERO_IP if value == 0 else IPv4Address(value)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Packet:
     """One DHCPv4 message. chaddr, sname and file are always their full raw widths.

@@ -14,6 +14,7 @@ from typing import Any
 
 from netboot.dhcp import options
 from netboot.dhcp.codec import Packet
+from netboot.dhcp.quickinit import quick_init
 
 __all__ = ["ClientFacts", "facts_from_packet", "is_ipxe_user_class", "smbios_uuid"]
 
@@ -23,6 +24,7 @@ _IPXE = b"iPXE"
 _NO_UUID = (bytes(16), b"\xff" * 16)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ClientFacts:
     """Facts from one client message; None means the option was absent or malformed."""

@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from netboot.dhcp.quickinit import quick_init
+
 __all__ = ["Binding", "LeaseTable", "Pool", "State", "client_key"]
 
 
@@ -30,6 +32,7 @@ class State(StrEnum):
 HOLDING = frozenset((State.ACTIVE, State.DECLINED, State.CONFLICT))
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Binding:
     """One row of the lease table. ``key`` is the client key (see client_key)."""

@@ -15,6 +15,7 @@ from ipaddress import IPv4Address
 from netboot.dhcp.codec import MessageType
 from netboot.dhcp.facts import ClientFacts
 from netboot.dhcp.leases import LeaseTable, State
+from netboot.dhcp.quickinit import quick_init
 from netboot.dhcp.settings import DHCPConfig
 from netboot.dhcp.subnets import Subnet
 
@@ -34,12 +35,14 @@ __all__ = [
 ]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Offer:
     ip: int
     lease_seconds: int
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Ack:
     ip: int
@@ -88,6 +91,7 @@ class Drop:
 Decision = Offer | Ack | InformAck | ProxyOffer | ProxyAck | Nak | Release | Decline | Drop
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Request:
     """Everything the decision depends on."""

@@ -16,17 +16,20 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 from netboot.dhcp.leases import Binding, State
+from netboot.dhcp.quickinit import quick_init
 from netboot.dhcp.settings import HostReservation
 
 __all__ = ["Alarm", "DeleteLease", "LeaseStore", "PutLease", "RecordAlarm"]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class PutLease:
     binding: Binding
     now: float
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class DeleteLease:
     key: bytes
