@@ -8,12 +8,18 @@ user_data and phones home -> Deployed -> release -> Ready. The user_data writes 
 file, then prints it, the node's own name and an outside name as resolved through the
 appliance's DNS (forwarding to a fake upstream in the lab) to the serial console, and
 powers the machine off. Every phase's time is printed.
+
+The BIOS node is released with ``erase=true``: it goes to Disk erasing, boots again (the
+same disk) into the installer's erase mode, which wipes the signatures and zeroes both
+ends of the disk, reports and powers off -> Ready; the test then reads the disk image:
+the GPT, the root file system's superblock and the ESP's boot sector are gone.
 """
 
 from __future__ import annotations
 
 import base64
 import secrets
+import struct
 import subprocess
 import sys
 import threading
@@ -37,7 +43,7 @@ DEPLOY_TIMEOUT = 1200  # installer + reboot + first boot of the installed system
 UPSTREAM = "10.66.0.60"  # fake "internet" DNS (tests/integration/fake_dns_upstream.py)
 OUTSIDE_NAME, OUTSIDE_ADDR = "www.example.test", "198.51.100.10"
 
-NODES = [
+NODES = [  # the BIOS node is released with erase
     NodeSpec(
         "dbios",
         "52:54:00:de:01:01",
@@ -78,6 +84,65 @@ class InstalledNode(QemuNode):
         cmd[disk] = f"{path},if=none,id=disk0,format=raw"
         cmd[disk + 1 : disk + 1] = ["-device", "virtio-blk-pci,drive=disk0,bootindex=2"]
         return cmd
+
+
+def erasing_node(disk: Path) -> type[QemuNode]:
+    """A node class that boots (network first, -no-reboot) with ``disk``, the disk the
+    deploy wrote, instead of a new empty one: the erase run powers it off when done."""
+
+    class ErasingNode(QemuNode):
+        def _command(self) -> list[str]:
+            cmd = super()._command()
+            drive = cmd.index("-drive") + 1
+            assert cmd[drive].endswith(",if=virtio,format=raw"), cmd[drive]
+            cmd[drive] = f"file={disk},if=virtio,format=raw"
+            return cmd
+
+    return ErasingNode
+
+
+MIB = 1 << 20
+
+
+def disk_facts(disk: Path) -> dict[str, bool]:
+    """The primary and backup GPT headers, and whether both 2 MiB ends are zero."""
+    size = disk.stat().st_size
+    with open(disk, "rb") as f:
+        head = f.read(2 * MIB)
+        f.seek(size - 2 * MIB)
+        tail = f.read(2 * MIB)
+    return {
+        "primary GPT": head[512:520] == b"EFI PART",
+        "backup GPT": tail[-512:-504] == b"EFI PART",
+        "head zeroed": head == bytes(len(head)),
+        "tail zeroed": tail == bytes(len(tail)),
+    }
+
+
+def partition_starts(disk: Path) -> dict[int, int]:
+    """Byte offset of each partition (1-based) from the primary GPT (UEFI spec 5.3)."""
+    with open(disk, "rb") as f:
+        header = f.read(1024)[512:]
+        assert header[:8] == b"EFI PART", "no GPT on the deployed disk"
+        entries_lba, count, entry_size = struct.unpack_from("<QII", header, 72)
+        f.seek(entries_lba * 512)
+        table = f.read(count * entry_size)
+    starts = {}
+    for i in range(count):
+        entry = table[i * entry_size : (i + 1) * entry_size]
+        if entry[:16] != bytes(16):
+            starts[i + 1] = struct.unpack_from("<Q", entry, 32)[0] * 512
+    return starts
+
+
+def signatures(disk: Path, starts: dict[int, int]) -> dict[str, bool]:
+    """ext4 magic (0xEF53 at 1024 + 56) in the root partition, FAT32 at 0x52 in the ESP."""
+    with open(disk, "rb") as f:
+        f.seek(starts[3] + 1024 + 56)
+        ext4 = f.read(2) == b"\x53\xef"
+        f.seek(starts[2] + 0x52)
+        fat = f.read(5) == b"FAT32"
+    return {"root ext4 superblock": ext4, "ESP FAT32 boot sector": fat}
 
 
 def user_data(marker: str) -> bytes:
@@ -137,6 +202,8 @@ class Flow:
         self.error: BaseException | None = None
         self.marker = f"marker-{secrets.token_hex(6)}"
         self.serial = ""
+        self.erase_serial = ""
+        self.after_erase: dict[str, bool] = {}
         self.machine: dict = {}
 
     def run(self) -> None:
@@ -236,10 +303,43 @@ class Flow:
         machine = self._machine()
         assert machine["status_name"] == "Deployed", machine["status_message"]
 
+        if spec.firmware == "bios":
+            self._release_with_erase(sid)
+            return
         code, body = self.api.call("POST", f"machines/{sid}/", op="release", data={})
         assert code == 200, body
         machine = self._timed("release", lambda: self._wait_status("Ready"))
         assert machine["status_name"] == "Ready", machine
+
+    def _release_with_erase(self, sid: str) -> None:
+        """Release with erase=true: Disk erasing -> the erase run -> Ready; the disk's
+        state before and after is kept for the main thread's checks."""
+        disk = self.tmp / "deploy" / self.spec.name / "disk.img"
+        starts = partition_starts(disk)
+        before = {**disk_facts(disk), **signatures(disk, starts)}
+        assert before["primary GPT"] and before["backup GPT"], before
+        assert before["root ext4 superblock"] and before["ESP FAT32 boot sector"], before
+
+        code, body = self.api.call(
+            "POST", f"machines/{sid}/", op="release", data={"erase": "true", "quick_erase": "true"}
+        )
+        assert code == 200, body
+        assert (body["status"], body["status_name"]) == (14, "Disk erasing"), body
+        self.erase_serial = self._timed(
+            "erase boot (PXE, installer, erase, off)",
+            lambda: self._boot("erase", erasing_node(disk)),
+        )
+        machine = self._wait_status("Ready")
+        assert machine["status_name"] == "Ready", machine["status_message"]
+        events = _events(self.app, sid)
+        t_release = next(t for t, kind, msg in events if "disk erase" in msg)
+        t_config = next(t for t, kind, _ in events if kind == "erase:config")
+        t_erased = next(t for t, kind, _ in events if kind == "erase:erased")
+        t_ready = [t for t, kind, _ in events if kind == "status"][-1]
+        self.phases["erase: PXE + installer boot"] = t_config - t_release
+        self.phases["erase: wipe + zero (erase phase)"] = t_erased - t_config
+        self.phases["erase: release to Ready"] = t_ready - t_release
+        self.after_erase = {**disk_facts(disk), **signatures(disk, starts)}
 
 
 def _events(app: LabAppliance, sid: str) -> list[tuple[float, str, str]]:
@@ -322,6 +422,19 @@ def test_bios_and_uefi_nodes_deploy_debian_boot_from_disk_and_are_released(
                     f"{f.spec.name}: {f.error}\n--- netboot log tail:\n{_tail(app.log_text())}"
                 ) from f.error
 
+        # The BIOS node's disk after the erase run (QEMU has exited): nothing left to boot
+        # or mount, and the erase environment said what it did.
+        [erased] = [f for f in flows if f.spec.firmware == "bios"]
+        assert erased.after_erase == {
+            "primary GPT": False,
+            "backup GPT": False,
+            "head zeroed": True,
+            "tail zeroed": True,
+            "root ext4 superblock": False,
+            "ESP FAT32 boot sector": False,
+        }, erased.after_erase
+        assert "purpose erase" in erased.erase_serial, _tail(erased.erase_serial)
+        assert "quick erase of: vda" in erased.erase_serial, _tail(erased.erase_serial)
         for f in flows:
             serial = f.serial
             hostname = f.machine["hostname"]
@@ -340,6 +453,8 @@ def test_bios_and_uefi_nodes_deploy_debian_boot_from_disk_and_are_released(
         log = app.log_text()
         for spec in NODES:
             assert f"iPXE script deploy for {spec.mac}" in log
+        assert f"iPXE script erase for {NODES[0].mac}" in log
+        assert "disks erased -> READY" in log
         assert "PXE answer is now the local disk" in log
     finally:
         app.stop()
