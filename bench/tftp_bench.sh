@@ -7,7 +7,10 @@
 # file (blksize 1468, windowsize 16), which must all complete. tftpd-hpa and dnsmasq do
 # not implement windowsize (RFC 7440): they answer lock-step, as a real client would see.
 # MB/s = 10^6 bytes/s, aggregate over all clients; every output is checked by size (the
-# first single-client transfer of each setting also by sha256).
+# first single-client transfer of each setting also by sha256). Each server's CPU time
+# (user + system of the server, its threads and its child processes, /proc/PID/stat) is
+# read around each 64 MiB run: "server CPU us/block" is much less sensitive to other
+# load on the machine than MB/s (its RATIO lines are peer/ours: > 1.00, ours cheaper).
 #
 #   sudo bench/tftp_bench.sh                 # everything (~10 min on 2 cores)
 #   SERVERS="ours atftpd" SETTINGS="1468-w16" CONCS="1" bench/tftp_bench.sh
@@ -57,6 +60,19 @@ server_cmd() {
         atftpd) echo "$ATFTPD --daemon --no-fork --port 69 --bind-address $SRV_IP --user root --group root --maxthread 1024 --logfile $WORK/atftpd.log --verbose=1 $ROOT" ;;
         *) log "unknown server $1"; return 1 ;;
     esac
+}
+
+CLK_TCK=$(getconf CLK_TCK)
+# cpu_ticks PID: user + system ticks of PID (all threads), its reaped children and its
+# live children (netboot's worker processes). tftpd-hpa's per-transfer children are
+# reaped with SIGCHLD ignored, which adds nothing to the parent's times: no figure.
+cpu_ticks() {
+    local pid sum=0 t
+    for pid in "$1" $(pgrep -P "$1" || true); do
+        t=$(awk '{sub(/.*\) /, ""); print $12 + $13 + $14 + $15}' "/proc/$pid/stat" 2>/dev/null) || continue
+        sum=$((sum + ${t:-0}))
+    done
+    echo "$sum"
 }
 
 # run_clients N FILE BLKSIZE WINDOWSIZE -> prints "ok secs"
@@ -110,10 +126,15 @@ for setting in $SETTINGS; do
     for n in $CONCS; do
         for srv in $SERVERS; do
             start_server "$srv"
+            cpu0=$(cpu_ticks "$SPID")
             read -r ok secs < <(run_clients "$n" big.img "$bs" "$ws")
+            sleep 0.3  # let per-transfer children (tftpd-hpa) exit and be reaped
+            cpu1=$(cpu_ticks "$SPID")
             stop_server "$srv"
             mbs=$(python3 -c "print(round($ok * $SIZE_MB * 1048576 / 1e6 / $secs, 2))")
             rec "$srv:$setting:c$n" "$mbs"
+            blocks=$((n * (SIZE_MB * 1048576 / bs + 1)))
+            [ "$srv" = tftpd-hpa ] || rec "$srv:$setting:c$n:cpu" "$(python3 -c "print(round(($cpu1 - $cpu0) / $CLK_TCK * 1e6 / $blocks, 2))")"
             [ "$ok" = "$n" ] || log "$srv $setting x$n: only $ok of $n transfers complete"
         done
     done
@@ -137,6 +158,15 @@ done
 printf '%-22s' "1468-w16 x$BIG_CONC"; for srv in $SERVERS; do printf '%12s' "${FIG[$srv:1468-w16:c$BIG_CONC]:-}"; done; echo
 printf '%-22s' "complete of $BIG_CONC"; for srv in $SERVERS; do printf '%12s' "${FIG[$srv:complete:c$BIG_CONC]:-}"; done; echo
 echo
+printf '%-22s' "server CPU us/block"; for srv in $SERVERS; do printf '%12s' "$srv"; done; echo
+for setting in $SETTINGS; do
+    for n in $CONCS; do
+        printf '%-22s' "$setting x$n"
+        for srv in $SERVERS; do printf '%12s' "${FIG[$srv:$setting:c$n:cpu]:-}"; done; echo
+    done
+done
+echo
+log "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 for srv in $SERVERS; do
     [ "$srv" = ours ] && continue
     for setting in $SETTINGS; do
@@ -145,4 +175,10 @@ for srv in $SERVERS; do
         done
     done
     ratio_line tftp "${BIG_CONC_MB}MiB-1468-w16-x$BIG_CONC" "ours:1468-w16:c$BIG_CONC" "$srv" "$srv:1468-w16:c$BIG_CONC"
+    [ "$srv" = tftpd-hpa ] && continue  # no CPU figure (see cpu_ticks)
+    for setting in $SETTINGS; do
+        for n in $CONCS; do
+            ratio_line tftp "cpu-per-block-$setting-x$n" "ours:$setting:c$n:cpu" "$srv" "$srv:$setting:c$n:cpu" lower
+        done
+    done
 done
