@@ -89,10 +89,19 @@ def facts_from_packet(packet: Packet) -> ClientFacts:
     )
 
 
+_ADDRESSES: dict[bytes, IPv4Address] = {}
+
+
 def _address(raw: bytes | None) -> IPv4Address | None:
     if raw is None or len(raw) != 4:
         return None
-    return IPv4Address(raw)
+    # Server ids (54) repeat on every REQUEST: share the immutable object.
+    ip = _ADDRESSES.get(raw)
+    if ip is None:
+        if len(_ADDRESSES) >= 4096:
+            _ADDRESSES.clear()
+        ip = _ADDRESSES[raw] = IPv4Address(raw)
+    return ip
 
 
 def is_ipxe_user_class(raw: bytes) -> bool:

@@ -210,8 +210,17 @@ _FRAMED_CACHE = 4096
 _pack_ip = struct.Struct("!I").pack
 
 
+_DOTTED: dict[int, str] = {}
+
+
 def _dotted(ip: int) -> str:
-    return socket.inet_ntoa(_pack_ip(ip))
+    # Replies through a relay all go to its giaddr: keep the few strings we need.
+    text = _DOTTED.get(ip)
+    if text is None:
+        if len(_DOTTED) >= 1024:
+            _DOTTED.clear()
+        text = _DOTTED[ip] = socket.inet_ntoa(_pack_ip(ip))
+    return text
 
 
 def _type_name(facts: ClientFacts) -> str:

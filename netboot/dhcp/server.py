@@ -202,10 +202,11 @@ class DHCPServer(ReplyMixin):
         )
         decision = decide(req)
         kind = type(decision)
-        self.stats[kind.__name__.lower()] += 1
+        self.stats[_STAT[kind]] += 1
 
         if kind is Offer:
-            fresh = self.table.get(key) is None or self.table.get(key).ip != decision.ip
+            own = self.table.get(key)
+            fresh = own is None or own.ip != decision.ip
             self.table.hold_offer(decision.ip, key, now + self.cfg.offer_hold_seconds)
             self._reply(packet, facts, subnet, MessageType.OFFER, decision, boot, send)
             if fresh and self.prober is not None and not giaddr and self.cfg.conflict_probe:
@@ -281,6 +282,12 @@ class DHCPServer(ReplyMixin):
             mac=facts.mac,
             s=self.cfg.decline_seconds,
         )
+
+
+_STAT = {
+    kind: kind.__name__.lower()
+    for kind in (Ack, Decline, Drop, InformAck, Nak, Offer, ProxyAck, ProxyOffer, Release)
+}
 
 
 def _type_name(facts: ClientFacts) -> str:

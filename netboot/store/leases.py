@@ -83,7 +83,7 @@ def _upsert(db: sqlite3.Connection, puts: list[PutLease]) -> None:
                 b.key.hex(),
                 b.mac,
                 _dotted(b.ip),
-                b.state.value,
+                b.state._value_,  # plain attribute; .value is a slow descriptor
                 b.expires,
                 b.hostname,
                 b.subnet,
