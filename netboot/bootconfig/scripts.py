@@ -6,7 +6,7 @@ should boot now (the narrow interface between inventory and the boot protocols);
 from the boot root uses; each loader has one template for "boot this Linux environment"
 (`<loader>/linux.<ext>.j2`) and one for "boot the local disk" (`<loader>/local.<ext>.j2`).
 
-Deploying and erasing boot the installer image instead (`NodeBoot.installer`, chosen by
+Deploying, erasing and rescue boot the installer image instead (`NodeBoot.installer`, chosen by
 netboot/images/installerboot.py, the same kernel and initrd iPXE gets from
 /api/deploy/<id>/boot.ipxe): `<loader>/installer.<ext>.j2` for grub and pxelinux (iPXE
 chains the deploy API). Once the installer reported success (`NodeBoot.installed`) a
@@ -52,7 +52,7 @@ class BootPurpose(Enum):
 
 
 # Purposes that boot the installer image (not a file of the boot root).
-INSTALLER_PURPOSES = frozenset({BootPurpose.DEPLOY, BootPurpose.ERASE})
+INSTALLER_PURPOSES = frozenset({BootPurpose.DEPLOY, BootPurpose.ERASE, BootPurpose.RESCUE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +61,8 @@ class NodeBoot:
     render its config here: grub, pxelinux; iPXE asks the deploy API).
 
     installed: the installer of the current deploy episode reported success.
-    installer: the installer to boot for DEPLOY / ERASE; None with ``error`` saying why.
+    installer: the installer to boot for DEPLOY / ERASE / RESCUE; None with ``error``
+    saying why.
     """
 
     installed: bool = False
@@ -79,7 +80,12 @@ _PURPOSE_BY_STATUS: dict[NodeStatus, BootPurpose] = {
     NodeStatus.DEPLOYING: BootPurpose.DEPLOY,
     NodeStatus.DEPLOYED: BootPurpose.LOCAL,
     NodeStatus.DISK_ERASING: BootPurpose.ERASE,
+    # Rescue: the installer in rescue mode (a shell, no disk writes) while entering and
+    # while in rescue (a reboot inside rescue comes back to it); exiting boots the disk
+    # (a DEPLOYED node is power cycled back into its OS; any other is powered off).
+    NodeStatus.ENTERING_RESCUE_MODE: BootPurpose.RESCUE,
     NodeStatus.RESCUE_MODE: BootPurpose.RESCUE,
+    NodeStatus.EXITING_RESCUE_MODE: BootPurpose.LOCAL,
 }
 
 
@@ -106,11 +112,6 @@ ENVIRONMENTS: dict[BootPurpose, BootEnvironment] = {
         "commission.initrd",
         "netboot.purpose=commission netboot.url={http_base} netboot.system_id={system_id}"
         " netboot.token={token}",
-    ),
-    BootPurpose.RESCUE: BootEnvironment(
-        "vmlinuz",
-        "rescue.initrd",
-        "netboot.purpose=rescue netboot.url={http_base} netboot.system_id={system_id}",
     ),
 }
 

@@ -15,7 +15,8 @@
 
 A node in DISK_ERASING (release with erase) boots the same installer with
 ``netboot.purpose=erase``; its ``config``, ``event`` and ``done`` calls are answered by
-netboot/http/erase.py.
+netboot/http/erase.py. A node entering or in rescue mode boots it with
+``netboot.purpose=rescue``: netboot/http/rescue.py answers those.
 
 Node callbacks prove themselves with the node's token (``Authorization: Bearer``, as
 /metadata does; in the path where the caller cannot set headers: cloud-init's phone
@@ -37,7 +38,7 @@ from twisted.logger import Logger
 from twisted.web import resource
 from twisted.web.server import Request
 
-from netboot.http import erase
+from netboot.http import erase, rescue
 from netboot.http.enlist import json_response
 from netboot.images.cache import ImageCache, ImageVersion
 from netboot.images.deploycfg import (
@@ -58,6 +59,8 @@ from netboot.store.models import Node
 log = Logger(namespace="netboot.deploy")
 
 MAX_LOG_BYTES = 4 << 20
+# What the iPXE script's comment names instead of the image, per installer purpose.
+_IMAGE_REF = {"erase": "erase the disks", "rescue": "rescue shell"}
 MAX_EVENT_BYTES = 4096
 _STAGE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
@@ -160,10 +163,15 @@ class _NodeDeploy(resource.Resource):
             "http_base": self.p.http_base,
         }
         erasing = node.status is NodeStatus.DISK_ERASING
-        if not erasing and (node.status is not NodeStatus.DEPLOYING or self._installed(node)):
+        rescuing = node.status in rescue.RESCUE_BOOT
+        if (
+            not erasing
+            and not rescuing
+            and (node.status is not NodeStatus.DEPLOYING or self._installed(node))
+        ):
             log.info("deploy boot.ipxe for {host}: local disk", host=node.hostname)
             return self._render("ipxe/local.ipxe.j2", mac="", **common)
-        purpose = "erase" if erasing else "deploy"
+        purpose = "erase" if erasing else ("rescue" if rescuing else "deploy")
         try:
             boot = installer_boot(
                 node, self.p.cache, self.p.http_base, purpose, self.p.settings.domain
@@ -171,6 +179,8 @@ class _NodeDeploy(resource.Resource):
         except (DeployConfigError, ImageRejected) as exc:
             if erasing:
                 erase.fail(self.p, node, f"cannot boot the installer: {exc}", b"")
+            elif rescuing:
+                rescue.fail(self.p, node, f"cannot boot the installer: {exc}")
             else:
                 self._fail(node, f"cannot boot the installer: {exc}", b"")
             return self._render("ipxe/deploy-error.ipxe.j2", error=_ipxe_safe(str(exc)), **common)
@@ -192,7 +202,7 @@ class _NodeDeploy(resource.Resource):
             return self._render("ipxe/deploy-preseed.ipxe.j2", **urls, **common)
         return self._render(
             "ipxe/deploy-installer.ipxe.j2",
-            image_ref="erase the disks" if erasing else (node.distro_series or "(default)"),
+            image_ref=_IMAGE_REF.get(purpose) or node.distro_series or "(default)",
             **urls,
             **common,
         )
@@ -200,6 +210,8 @@ class _NodeDeploy(resource.Resource):
     def config(self, request: Request, node: Node, actor: str) -> bytes:
         if node.status is NodeStatus.DISK_ERASING:
             return erase.config(self.p, request, node, actor)
+        if node.status in rescue.RESCUE_BOOT:
+            return rescue.config(self.p, request, node, actor)
         if node.status is not NodeStatus.DEPLOYING:
             return _text(request, 409, f"node is {node.status.label}, not deploying")
         if self._installed(node):
@@ -275,6 +287,8 @@ class _NodeDeploy(resource.Resource):
         message = request.content.read(MAX_EVENT_BYTES).decode("utf-8", "replace")
         if node.status is NodeStatus.DISK_ERASING:
             return erase.event(self.p, request, node, actor, stage, message)
+        if node.status in rescue.RESCUE_BOOT:
+            return rescue.event(self.p, request, node, actor, stage, message)
         if node.status is not NodeStatus.DEPLOYING:
             return _text(request, 409, f"node is {node.status.label}, not deploying")
         self.p.store.deployment_progress(node.system_id, stage, message, self.p.clock(), actor)
@@ -291,6 +305,8 @@ class _NodeDeploy(resource.Resource):
         body = request.content.read(MAX_LOG_BYTES)
         if node.status is NodeStatus.DISK_ERASING:
             return erase.done(self.p, request, node, actor, status == "ok", body)
+        if node.status in rescue.RESCUE_BOOT:
+            return rescue.done(self.p, request, node, actor, status == "ok", body)
         if node.status is not NodeStatus.DEPLOYING:
             return _text(request, 409, f"node is {node.status.label}, not deploying")
         if status == "ok":

@@ -90,6 +90,18 @@ def erase_env(node: Node, mode: str) -> str:
     )
 
 
+def rescue_env(node: Node) -> str:
+    """The installer's config in rescue mode (``netboot.purpose=rescue``): the token
+    for its reports and the name its shell prompt shows."""
+    return _env_lines(
+        {
+            "NB_TOKEN": node.token,
+            "NB_SYSTEM_ID": node.system_id,
+            "NB_HOSTNAME": node.hostname,
+        }
+    )
+
+
 def _env_lines(values: dict[str, str]) -> str:
     lines = []
     for key, value in values.items():

@@ -32,7 +32,7 @@ __all__ = ["DI_IMAGE", "INSTALLER_IMAGE", "InstallerBoot", "installer_boot", "tf
 class InstallerBoot:
     ref: str  # kind/name/version of the boot image
     method: str  # "image" (fast installer) | "preseed" (Debian installer)
-    purpose: str  # "deploy" | "erase"
+    purpose: str  # "deploy" | "erase" | "rescue"
     kernel_url: str
     initrd_url: str
     kernel_tftp: str  # the same files for TFTP-only loaders (images/<kind>/<name>/<ver>/f)
@@ -55,7 +55,8 @@ def installer_boot(
 ) -> InstallerBoot:
     """The installer for ``node``; raises DeployConfigError (no such image) or
     ImageRejected (a file changed since it was verified) with the reason."""
-    method = "image" if purpose == "erase" else deploy_method(node)
+    # Erase and rescue run the fast installer whatever the node was deployed with.
+    method = "image" if purpose in ("erase", "rescue") else deploy_method(node)
     name = DI_IMAGE if method == "preseed" else INSTALLER_IMAGE
     boot = cache.get("boot", name)
     if boot is None:

@@ -1,8 +1,8 @@
 """Boot facts of a node for the loader configs: is its install done, which installer.
 
 ``NodeBootFacts(node) -> NodeBoot`` reads the store (the current deploy episode's
-``installed`` mark) and the image cache (the installer a DEPLOYING or DISK_ERASING node
-boots, checked on use). The TFTP provider (grub.cfg-<mac>, pxelinux.cfg/01-<mac>) and
+``installed`` mark) and the image cache (the installer a DEPLOYING, DISK_ERASING or
+rescue node boots, checked on use). The TFTP provider (grub.cfg-<mac>, pxelinux.cfg/01-<mac>) and
 the iPXE scripts hand it to ScriptRenderer, so every loader answers the same way.
 """
 
@@ -22,7 +22,20 @@ from netboot.store.models import Node
 
 log = Logger(namespace="netboot.boot")
 
-__all__ = ["NodeBootFacts"]
+__all__ = ["NodeBootFacts", "installer_purpose"]
+
+# Statuses whose machine boots the installer, and its netboot.purpose.
+_INSTALLER_PURPOSE = {
+    NodeStatus.DEPLOYING: "deploy",
+    NodeStatus.DISK_ERASING: "erase",
+    NodeStatus.ENTERING_RESCUE_MODE: "rescue",
+    NodeStatus.RESCUE_MODE: "rescue",
+}
+
+
+def installer_purpose(node: Node | None) -> str | None:
+    """``deploy``, ``erase`` or ``rescue`` for a node that boots the installer now."""
+    return None if node is None else _INSTALLER_PURPOSE.get(node.status)
 
 
 class NodeBootFacts:
@@ -33,13 +46,13 @@ class NodeBootFacts:
         self.domain = domain
 
     def __call__(self, node: Node | None) -> NodeBoot:
-        if node is None or node.status not in (NodeStatus.DEPLOYING, NodeStatus.DISK_ERASING):
+        purpose = installer_purpose(node)
+        if node is None or purpose is None:
             return NO_FACTS
         if node.status is NodeStatus.DEPLOYING:
             dep = self.store.current_deployment(node.system_id)
             if dep is not None and dep.installed is not None:
                 return NodeBoot(installed=True)
-        purpose = "erase" if node.status is NodeStatus.DISK_ERASING else "deploy"
         try:
             boot = installer_boot(node, self.cache, self.http_base, purpose, self.domain)
         except (DeployConfigError, ImageRejected) as exc:

@@ -26,7 +26,7 @@ from twisted.logger import Logger
 
 from netboot.nodes.constraints import Constraints, matches
 from netboot.nodes.errors import InvalidAction, NoMatchingNode, PowerActionFailed
-from netboot.nodes.lifecycle import IllegalTransition, NodeStatus
+from netboot.nodes.lifecycle import RESCUE_ORIGINS, IllegalTransition, NodeStatus
 from netboot.nodes.power_actions import PowerActions
 from netboot.power.base import PowerDriver
 from netboot.store.erase import begin_erase, finish_erase
@@ -56,6 +56,8 @@ class Timeouts:
     deploying: float = 3600.0
     releasing: float = 900.0
     disk_erasing: float = 1800.0
+    entering_rescue_mode: float = 1800.0
+    exiting_rescue_mode: float = 900.0
 
 
 # The phase a node waits in -> the FAILED state it goes to when the phase times out.
@@ -64,6 +66,8 @@ FAILED_STATE = {
     S.DEPLOYING: S.FAILED_DEPLOYMENT,
     S.RELEASING: S.FAILED_RELEASING,
     S.DISK_ERASING: S.FAILED_DISK_ERASING,
+    S.ENTERING_RESCUE_MODE: S.FAILED_ENTERING_RESCUE_MODE,
+    S.EXITING_RESCUE_MODE: S.FAILED_EXITING_RESCUE_MODE,
 }
 
 # How a release may erase the disks (the installer's NB_ERASE_MODE): quick = wipefs +
@@ -366,6 +370,86 @@ class NodeActions(PowerActions):
         )
         return node
 
+    # -- rescue mode --------------------------------------------------------------------
+
+    def rescue_mode(self, system_id: str, actor: str, comment: str = "") -> defer.Deferred:
+        """MAAS's rescue mode: -> ENTERING_RESCUE_MODE, power cycle (on if it was off).
+        The node PXE boots the installer with ``netboot.purpose=rescue``, which brings up
+        the network and a root shell on the console without touching the disks, then
+        reports (``rescue_done``): RESCUE_MODE, or FAILED_ENTERING_RESCUE_MODE. A failed
+        power cycle -> FAILED_ENTERING_RESCUE_MODE. Owner and deploy fields are kept:
+        exiting returns the node to the state it came from (``exit_rescue_mode``)."""
+        node = self._to(
+            system_id,
+            S.ENTERING_RESCUE_MODE,
+            actor,
+            comment or "rescue mode",
+            deadline=self.timeouts.entering_rescue_mode,
+            fields={"status_message": "Entering rescue mode"},
+            only_from=(
+                *RESCUE_ORIGINS,
+                S.FAILED_ENTERING_RESCUE_MODE,
+                S.FAILED_EXITING_RESCUE_MODE,
+            ),
+        )
+        return self._power(node, "cycle", actor, failed=S.FAILED_ENTERING_RESCUE_MODE)
+
+    def rescue_done(self, system_id: str, actor: str, ok: bool, message: str) -> Node:
+        """The rescue environment reported: RESCUE_MODE (its shell is up), or
+        FAILED_ENTERING_RESCUE_MODE with ``message``."""
+        node, _ = self.store.transition(
+            system_id,
+            S.RESCUE_MODE if ok else S.FAILED_ENTERING_RESCUE_MODE,
+            self.clock(),
+            actor,
+            message,
+            fields={"status_message": "" if ok else message, "status_deadline": None},
+            only_from=(S.ENTERING_RESCUE_MODE,),
+        )
+        log.info(
+            "{hostname} ({system_id}) rescue mode {result}: {message}",
+            hostname=node.hostname,
+            system_id=system_id,
+            result="up" if ok else "FAILED",
+            message=message,
+        )
+        return node
+
+    def exit_rescue_mode(self, system_id: str, actor: str, comment: str = "") -> defer.Deferred:
+        """-> EXITING_RESCUE_MODE, then back to the state rescue started from (as MAAS):
+        a DEPLOYED node is power cycled (its PXE answer is "boot the local disk"), any
+        other is powered off. A failed power call -> FAILED_EXITING_RESCUE_MODE."""
+        origin = self.store.rescue_origin(system_id) or S.READY
+        node = self._to(
+            system_id,
+            S.EXITING_RESCUE_MODE,
+            actor,
+            comment or f"exiting rescue mode (back to {origin.label.lower()})",
+            deadline=self.timeouts.exiting_rescue_mode,
+            fields={"status_message": "Exiting rescue mode"},
+            only_from=(
+                S.RESCUE_MODE,
+                S.ENTERING_RESCUE_MODE,
+                S.FAILED_ENTERING_RESCUE_MODE,
+                S.FAILED_EXITING_RESCUE_MODE,
+            ),
+        )
+        action = "cycle" if origin is S.DEPLOYED else "off"
+        d = self._power(node, action, actor, failed=S.FAILED_EXITING_RESCUE_MODE)
+
+        def exited(_: Node) -> Node:
+            return self._to(
+                system_id,
+                origin,
+                actor,
+                f"rescue mode exited (power {action})",
+                fields={"status_message": ""},
+                only_from=(S.EXITING_RESCUE_MODE,),
+            )
+
+        d.addCallback(exited)
+        return d
+
     # -- broken / fixed -----------------------------------------------------------------
 
     def mark_broken(self, system_id: str, actor: str, reason: str = "") -> Node:
@@ -421,6 +505,8 @@ class NodeActions(PowerActions):
                 S.DEPLOYING: self.timeouts.deploying,
                 S.RELEASING: self.timeouts.releasing,
                 S.DISK_ERASING: self.timeouts.disk_erasing,
+                S.ENTERING_RESCUE_MODE: self.timeouts.entering_rescue_mode,
+                S.EXITING_RESCUE_MODE: self.timeouts.exiting_rescue_mode,
             }[node.status]
             reason = (
                 f"timed out: no report from the node within {limit:g} s of "

@@ -7,13 +7,15 @@ commissioning_timeout = 1800   # seconds a COMMISSIONING node may stay silent
 deploying_timeout = 3600       # ... DEPLOYING
 releasing_timeout = 900        # ... RELEASING
 disk_erasing_timeout = 1800    # ... DISK_ERASING (release with erase)
+entering_rescue_mode_timeout = 1800  # ... ENTERING_RESCUE_MODE
+exiting_rescue_mode_timeout = 900    # ... EXITING_RESCUE_MODE (the power call)
 timeout_check_interval = 10    # how often overdue nodes are looked for
 commissioning_scripts = "/etc/netboot/commissioning"   # operator scripts directory
 ```
 
 A node that does not report back within its phase's timeout goes to the matching FAILED
-state (FAILED_COMMISSIONING, FAILED_DEPLOYMENT, FAILED_RELEASING, FAILED_DISK_ERASING)
-with the reason.
+state (FAILED_COMMISSIONING, FAILED_DEPLOYMENT, FAILED_RELEASING, FAILED_DISK_ERASING,
+FAILED_ENTERING_RESCUE_MODE, FAILED_EXITING_RESCUE_MODE) with the reason.
 
 ```toml
 [deploy]
@@ -37,6 +39,8 @@ _KEYS = {
     "deploying_timeout",
     "releasing_timeout",
     "disk_erasing_timeout",
+    "entering_rescue_mode_timeout",
+    "exiting_rescue_mode_timeout",
     "timeout_check_interval",
     "commissioning_scripts",
 }
@@ -79,6 +83,8 @@ def parse_lifecycle(raw: Any, base_dir: Path) -> LifecycleConfig:
             deploying=seconds("deploying_timeout", d.deploying, 0),
             releasing=seconds("releasing_timeout", d.releasing, 0),
             disk_erasing=seconds("disk_erasing_timeout", d.disk_erasing, 0),
+            entering_rescue_mode=seconds("entering_rescue_mode_timeout", d.entering_rescue_mode, 0),
+            exiting_rescue_mode=seconds("exiting_rescue_mode_timeout", d.exiting_rescue_mode, 0),
         ),
         check_interval=seconds("timeout_check_interval", 10.0, 0.1),
         commissioning_scripts=path if path.is_absolute() else (base_dir / path).resolve(),

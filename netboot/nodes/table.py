@@ -1,6 +1,6 @@
-"""``netboot nodes [list|show NAME|commission NAME|release NAME [--erase [--secure]]]``:
-the node table and a node's details for people (rich) or scripts (``--json``), and the
-two everyday actions.
+"""``netboot nodes [list|show NAME|commission NAME|release NAME [--erase [--secure]]|
+rescue NAME|exit-rescue NAME]``: the node table and a node's details for people (rich)
+or scripts (``--json``), and the everyday actions.
 
 Actions go through NodeActions (the same code as the web UI and the MAAS API), straight
 on the store file: the appliance need not be reachable, and a running one sees the new
@@ -44,7 +44,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     show = verbs.add_parser("show", help="one node: inventory, events, commissioning output")
     show.add_argument("name", help="hostname, system id or MAC")
     show.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
-    for verb, text in (("commission", "commission a node"), ("release", "release a node")):
+    for verb, text in (
+        ("commission", "commission a node"),
+        ("release", "release a node"),
+        ("rescue", "boot a node into rescue mode (a root shell on its console)"),
+        ("exit-rescue", "leave rescue mode: back to the state it came from"),
+    ):
         action = verbs.add_parser(verb, help=text)
         action.add_argument("name", help="hostname, system id or MAC")
         action.add_argument("--comment", default="", help="reason recorded in the event")
@@ -236,6 +241,10 @@ def _act(
     try:
         if verb == "commission":
             d = actions.commission(node.system_id, actor, comment)
+        elif verb == "rescue":
+            d = actions.rescue_mode(node.system_id, actor, comment)
+        elif verb == "exit-rescue":
+            d = actions.exit_rescue_mode(node.system_id, actor, comment)
         else:
             secure = bool(getattr(args, "secure", False))
             erase = getattr(args, "erase", None)

@@ -24,6 +24,7 @@ from netboot.store.dns import DNSStoreMixin
 from netboot.store.erase import ErasureStoreMixin
 from netboot.store.models import Event, Node
 from netboot.store.nodes_ext import NodeLifecycleStore, node_ext_fields
+from netboot.store.rescue import RescueStoreMixin
 from netboot.store.schema import MIGRATIONS, SCHEMA_VERSION
 from netboot.store.users import UsersMixin
 
@@ -36,7 +37,12 @@ _SYSTEM_ID_ALPHABET = string.ascii_lowercase + string.digits
 
 
 class SQLiteStore(
-    NodeLifecycleStore, UsersMixin, DNSStoreMixin, DeployStoreMixin, ErasureStoreMixin
+    NodeLifecycleStore,
+    UsersMixin,
+    DNSStoreMixin,
+    DeployStoreMixin,
+    ErasureStoreMixin,
+    RescueStoreMixin,
 ):
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -170,18 +170,8 @@ def test_purpose_follows_the_node_status(status, purpose):
     assert boot_purpose(node(status)) is purpose
 
 
-# Deploying and erasing boot the installer image instead: tests/unit/test_installer_boot.py
-@pytest.mark.parametrize("status", [NodeStatus.RESCUE_MODE])
-def test_linux_purposes_name_their_initrd_and_node_in_every_dialect(status):
-    renderer = ScriptRenderer()
-    purpose = boot_purpose(node(status)).value
-    texts = [renderer.grub(node(status), MAC, BASE), renderer.pxelinux(node(status), MAC, BASE)]
-    texts.append(renderer.ipxe(node(status), MAC, BASE))
-    for text in texts:
-        assert f"{purpose}.initrd" in text
-        assert f"netboot.purpose={purpose}" in text
-        assert "netboot.system_id=abc123" in text
-        assert "netboot.token" not in text  # the node secret only while commissioning
+# Deploying, erasing and rescue boot the installer image instead:
+# tests/unit/test_installer_boot.py and tests/unit/test_rescue.py
 
 
 def test_grub_enlist_config_loads_kernel_over_tftp_with_bootif():

@@ -173,16 +173,20 @@ def test_lease_rows_held_first_sorted_by_address_and_linked_to_nodes():
     assert rows[0].system_id is None
 
 
+RESCUE = "rescue_mode"
+
+
 @pytest.mark.parametrize(
     ("status", "offered"),
     [
-        (S.NEW, {"commission", "power_on", "power_off", "mark_broken"}),
-        (S.READY, {"commission", "deploy", "power_on", "power_off", "mark_broken"}),
-        (S.ALLOCATED, {"deploy", "release", "power_on", "power_off", "mark_broken"}),
-        (S.DEPLOYED, {"release", "power_on", "power_off", "mark_broken"}),
-        (S.FAILED_COMMISSIONING, {"commission", "power_on", "power_off", "mark_broken"}),
-        (S.BROKEN, {"commission", "power_on", "power_off", "mark_fixed"}),
+        (S.NEW, {"commission", "power_on", "power_off", "mark_broken", RESCUE}),
+        (S.READY, {"commission", "deploy", "power_on", "power_off", "mark_broken", RESCUE}),
+        (S.ALLOCATED, {"deploy", "release", "power_on", "power_off", "mark_broken", RESCUE}),
+        (S.DEPLOYED, {"release", "power_on", "power_off", "mark_broken", RESCUE}),
+        (S.FAILED_COMMISSIONING, {"commission", "power_on", "power_off", "mark_broken", RESCUE}),
+        (S.BROKEN, {"commission", "power_on", "power_off", "mark_fixed", RESCUE}),
         (S.COMMISSIONING, {"power_on", "power_off", "mark_broken"}),
+        (S.RESCUE_MODE, {"exit_rescue_mode", "power_on", "power_off", "mark_broken"}),
     ],
 )
 def test_node_page_offers_only_actions_legal_from_its_status(status, offered):

@@ -78,6 +78,10 @@ HANDLERS: list[HandlerInfo] = [
             ),
             Operation("POST", "mark_broken", "mark_broken", machines.machine_mark_broken),
             Operation("POST", "mark_fixed", "mark_fixed", machines.machine_mark_fixed),
+            Operation("POST", "rescue_mode", "rescue_mode", machines.machine_rescue_mode),
+            Operation(
+                "POST", "exit_rescue_mode", "exit_rescue_mode", machines.machine_exit_rescue_mode
+            ),
         ],
     ),
     HandlerInfo(

@@ -323,6 +323,26 @@ def machine_commission(call: Call) -> defer.Deferred:
     )
 
 
+def machine_rescue_mode(call: Call) -> defer.Deferred:
+    """MAAS's ``op=rescue_mode``: ENTERING_RESCUE_MODE and a power cycle."""
+    node = _node(call)
+    return _then_machine(
+        call,
+        call.ctx.actions.rescue_mode(node.system_id, call.actor, call.form.text("comment") or ""),
+    )
+
+
+def machine_exit_rescue_mode(call: Call) -> defer.Deferred:
+    """MAAS's ``op=exit_rescue_mode``: back to the state rescue started from."""
+    node = _node(call)
+    return _then_machine(
+        call,
+        call.ctx.actions.exit_rescue_mode(
+            node.system_id, call.actor, call.form.text("comment") or ""
+        ),
+    )
+
+
 def machine_set_owner_data(call: Call) -> dict:
     node = _node(call)
     updates = {

@@ -31,6 +31,10 @@ TONES: dict[NodeStatus, str] = {
     S.FAILED_DISK_ERASING: "failed",
     S.BROKEN: "failed",
     S.RESCUE_MODE: "busy",
+    S.ENTERING_RESCUE_MODE: "busy",
+    S.FAILED_ENTERING_RESCUE_MODE: "failed",
+    S.EXITING_RESCUE_MODE: "busy",
+    S.FAILED_EXITING_RESCUE_MODE: "failed",
 }
 
 
@@ -196,6 +200,10 @@ def available_actions(status: NodeStatus) -> list[Action]:
         actions.append(Action("deploy", "Deploy", "primary"))
     if status in _RELEASABLE:
         actions.append(Action("release", "Release"))
+    if S.ENTERING_RESCUE_MODE in TRANSITIONS[status]:
+        actions.append(Action("rescue_mode", "Rescue mode"))
+    if S.EXITING_RESCUE_MODE in TRANSITIONS[status]:
+        actions.append(Action("exit_rescue_mode", "Exit rescue mode", "primary"))
     actions.append(Action("power_on", "Power on"))
     actions.append(Action("power_off", "Power off"))
     if status is S.BROKEN:
@@ -206,7 +214,17 @@ def available_actions(status: NodeStatus) -> list[Action]:
 
 
 ACTION_NAMES = frozenset(
-    {"commission", "deploy", "release", "power_on", "power_off", "mark_broken", "mark_fixed"}
+    {
+        "commission",
+        "deploy",
+        "release",
+        "power_on",
+        "power_off",
+        "mark_broken",
+        "mark_fixed",
+        "rescue_mode",
+        "exit_rescue_mode",
+    }
 )
 
 
