@@ -24,7 +24,12 @@ USING_IMAGE = (
     NodeStatus.DEPLOYED,
     NodeStatus.FAILED_DEPLOYMENT,
     NodeStatus.RELEASING,
+    # Rescue runs the installer in RAM; the node's disk still holds its deployed image.
     NodeStatus.RESCUE_MODE,
+    NodeStatus.ENTERING_RESCUE_MODE,
+    NodeStatus.FAILED_ENTERING_RESCUE_MODE,
+    NodeStatus.EXITING_RESCUE_MODE,
+    NodeStatus.FAILED_EXITING_RESCUE_MODE,
 )
 
 

@@ -267,3 +267,14 @@ def test_ui_offers_rescue_where_the_table_allows_it():
     assert "exit_rescue_mode" in names(S.RESCUE_MODE) and "rescue_mode" not in names(S.RESCUE_MODE)
     assert "rescue_mode" not in names(S.DEPLOYING)
     assert all(s in TONES for s in RESCUE)
+
+
+def test_a_rescued_node_keeps_its_deployed_image_pinned(env):
+    store, actions, _, clock = env
+    n = deployed(store, actions, clock)
+    episode = store.deploy_episode(n.system_id)
+    store.begin_deployment(n.system_id, episode, "image", "deploy/d/1", "boot/i/1", clock.seconds())
+    result(actions.rescue_mode(n.system_id, "admin"))
+    assert store.images_in_use() == {"deploy/d/1", "boot/i/1"}
+    actions.rescue_done(n.system_id, "node@x", False, "no network")
+    assert store.images_in_use() == {"deploy/d/1", "boot/i/1"}
