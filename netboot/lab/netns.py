@@ -18,9 +18,14 @@ from ipaddress import IPv4Interface
 from pathlib import Path
 from typing import IO, Any
 
-from pyroute2 import NetNS, netns
+from pyroute2 import NetNS, config, netns
 
 BRIDGE = "nbbr0"
+
+# NetNS forks a helper that opens its netlink socket inside the namespace; pyroute2
+# waits 2 s for it, which a loaded 2-core CI box can exceed (seen: a tap failed with
+# NetlinkError 61 "No data available" after "no response from the child").
+config.default_communicate_timeout = max(config.default_communicate_timeout, 30)
 
 
 def _enter(name: str) -> None:
