@@ -2,7 +2,11 @@
 
 Neighbours: a client without an address that clears the broadcast flag wants its
 OFFER/ACK unicast to yiaddr (RFC 2131 §4.1); the kernel cannot ARP for an address the
-client does not answer for yet, so we install yiaddr -> chaddr ourselves (pyroute2).
+client does not answer for yet, so we install yiaddr -> chaddr ourselves: one
+RTM_NEWNEIGH datagram on a non-blocking rtnetlink socket, which the kernel applies
+inside the send call. (pyroute2's synchronous IPRoute ran its own event loop on the
+reactor thread for each entry; once in a while it waited there for a reply for tens of
+seconds, and DNS, TFTP and HTTP stalled with it. pyroute2 stays the test oracle.)
 
 ArpProber: after an address is offered for the first time, an RFC 5227 §2.1.1 probe
 (who-has ip, sender 0.0.0.0) goes out without delaying the OFFER; a reply within the
@@ -13,13 +17,13 @@ frames on an AF_PACKET socket registered with the reactor, never blocking calls.
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 import time
 from collections.abc import Callable
 from typing import Any
 
-from pyroute2 import IPRoute
 from twisted.logger import Logger
 
 __all__ = ["ArpProber", "Neighbours"]
@@ -32,30 +36,88 @@ _ARP = struct.Struct("!HHBBH6s4s6s4s")  # RFC 826 for Ethernet/IPv4
 _BROADCAST_MAC = b"\xff" * 6
 
 
+# rtnetlink framing (linux/netlink.h, linux/neighbour.h, linux/rtnetlink.h).
+_RTM_NEWNEIGH = 28
+_NLM_F_REQUEST, _NLM_F_ACK, _NLM_F_REPLACE, _NLM_F_CREATE = 0x1, 0x4, 0x100, 0x400
+_NLMSG_ERROR = 2
+_NDA_DST, _NDA_LLADDR = 1, 2
+_NLMSGHDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid
+_NDMSG = struct.Struct("=BxxxiHBB")  # family, pad, ifindex, state, flags, type
+_RTA = struct.Struct("=HH")  # len, type
+
+
+def neigh_request(seq: int, ifindex: int, ip: str, mac: str) -> bytes:
+    """RTM_NEWNEIGH (create or replace) ip -> mac on ifindex, state REACHABLE, ACK asked."""
+    body = _NDMSG.pack(socket.AF_INET, ifindex, _NUD_REACHABLE, 0, 0)
+    body += _RTA.pack(8, _NDA_DST) + socket.inet_aton(ip)
+    body += _RTA.pack(10, _NDA_LLADDR) + bytes.fromhex(mac.replace(":", "")) + b"\0\0"
+    flags = _NLM_F_REQUEST | _NLM_F_ACK | _NLM_F_CREATE | _NLM_F_REPLACE
+    return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), _RTM_NEWNEIGH, flags, seq, 0) + body
+
+
+def netlink_errors(data: bytes) -> list[tuple[int, int]]:
+    """(seq, errno) of each failed request in a batch of rtnetlink replies (0 = ok)."""
+    out, pos = [], 0
+    while pos + _NLMSGHDR.size <= len(data):
+        length, kind, _, seq, _ = _NLMSGHDR.unpack_from(data, pos)
+        if length < _NLMSGHDR.size:
+            break
+        if kind == _NLMSG_ERROR and pos + _NLMSGHDR.size + 4 <= len(data):
+            error = -struct.unpack_from("=i", data, pos + _NLMSGHDR.size)[0]
+            if error:
+                out.append((seq, error))
+        pos += (length + 3) & ~3
+    return out
+
+
 class Neighbours:
-    """Install ARP entries (ip -> mac) on served interfaces with pyroute2."""
+    """Install ARP entries (ip -> mac) on served interfaces, never blocking the reactor."""
 
     def __init__(self) -> None:
-        self._ipr: IPRoute | None = None
+        self._sock: socket.socket | None = None
         self._index: dict[str, int] = {}
+        self._seq = 0
+        self._asked: dict[int, str] = {}  # seq -> "ip -> mac", until its ACK is read
 
     def add(self, interface: str, ip: str, mac: str) -> bool:
         try:
-            if self._ipr is None:
-                self._ipr = IPRoute()
+            if self._sock is None:
+                self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+                self._sock.setblocking(False)
+            self._drain()
             index = self._index.get(interface)
             if index is None:
-                index = self._index[interface] = self._ipr.link_lookup(ifname=interface)[0]
-            self._ipr.neigh("replace", dst=ip, lladdr=mac, ifindex=index, state=_NUD_REACHABLE)
+                index = self._index[interface] = socket.if_nametoindex(interface)
+            self._seq = self._seq % 0x7FFFFFFF + 1
+            # The kernel handles the request inside send(): the entry exists when it returns.
+            self._sock.send(neigh_request(self._seq, index, ip, mac))
+            if len(self._asked) < 1024:
+                self._asked[self._seq] = f"{ip} -> {mac}"
+            self._drain()
             return True
-        except Exception as exc:  # no such interface, no permission: fall back to broadcast
+        except OSError as exc:  # no such interface, no permission: fall back to broadcast
             log.info("cannot add neighbour {ip} -> {mac}: {error}", ip=ip, mac=mac, error=exc)
             return False
 
+    def _drain(self) -> None:
+        """Read the kernel's answers so far (non-blocking) and log refused entries."""
+        while self._sock is not None:
+            try:
+                data = self._sock.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                return
+            for seq, error in netlink_errors(data):
+                log.info(
+                    "kernel refused neighbour {entry}: {error}",
+                    entry=self._asked.get(seq, f"#{seq}"),
+                    error=os.strerror(error),
+                )
+            self._asked.clear()
+
     def close(self) -> None:
-        if self._ipr is not None:
-            self._ipr.close()
-            self._ipr = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
 
 
 class _ArpSocket:
