@@ -4,9 +4,9 @@ Neighbours: a client without an address that clears the broadcast flag wants its
 OFFER/ACK unicast to yiaddr (RFC 2131 §4.1); the kernel cannot ARP for an address the
 client does not answer for yet, so we install yiaddr -> chaddr ourselves: one
 RTM_NEWNEIGH datagram on a non-blocking rtnetlink socket, which the kernel applies
-inside the send call. (pyroute2's synchronous IPRoute ran its own event loop on the
-reactor thread for each entry; once in a while it waited there for a reply for tens of
-seconds, and DNS, TFTP and HTTP stalled with it. pyroute2 stays the test oracle.)
+inside the send call. (pyroute2's synchronous IPRoute ran a request/reply conversation
+on its own event loop on the reactor thread for each entry; nothing needs to wait here.
+pyroute2 stays the test oracle for the framing.)
 
 ArpProber: after an address is offered for the first time, an RFC 5227 §2.1.1 probe
 (who-has ip, sender 0.0.0.0) goes out without delaying the OFFER; a reply within the

@@ -21,6 +21,7 @@ from typing import IO, Any
 from pyroute2 import NetNS, config, netns
 
 BRIDGE = "nbbr0"
+BRIDGE_MAC = "02:6e:62:00:00:01"  # locally administered
 
 # NetNS forks a helper that opens its netlink socket inside the namespace; pyroute2
 # waits 2 s for it, which a loaded 2-core CI box can exceed (seen: a tap failed with
@@ -51,6 +52,11 @@ class LabNetwork:
                 # Forward immediately: no STP listening delay for booting firmware.
                 idx = ns.link_lookup(ifname=BRIDGE)[0]
                 ns.link("set", index=idx, br_forward_delay=0)
+                # A fixed MAC: a bridge with an inherited one takes the lowest MAC of its
+                # ports, so a host joining later could change the appliance's MAC under
+                # clients that had already ARPed it; they then lost it until their entry
+                # went stale (30-60 s of silence, seen as a DNS "stall" after a DHCP test).
+                ns.link("set", index=idx, address=BRIDGE_MAC)
                 ns.addr(
                     "add",
                     index=idx,
