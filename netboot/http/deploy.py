@@ -40,6 +40,7 @@ from twisted.web.server import Request
 
 from netboot.http import erase, rescue
 from netboot.http.enlist import json_response
+from netboot.http.plaintext import text as _text
 from netboot.images.cache import ImageCache, ImageVersion
 from netboot.images.deploycfg import (
     DeployConfigError,
@@ -426,12 +427,6 @@ def _last_error(log_bytes: bytes) -> str:
 
 def _ipxe_safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9 .,:/()'_+-]", "_", text)[:200]
-
-
-def _text(request: Request, code: int, body: str) -> bytes:
-    request.setResponseCode(code)
-    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-    return body.encode() + b"\n"
 
 
 __all__ = ["DeployResource", "json_response"]

@@ -20,6 +20,8 @@ from typing import Any
 from twisted.logger import Logger
 from twisted.web.server import Request
 
+from netboot.http.plaintext import env_file
+from netboot.http.plaintext import text as _text
 from netboot.images.deploycfg import DeployConfigError, erase_env
 from netboot.nodes.lifecycle import IllegalTransition
 from netboot.store.models import Node
@@ -39,9 +41,7 @@ def config(p: Any, request: Request, node: Node, actor: str) -> bytes:
     p.store.erase_progress(
         node.system_id, "config", f"erase environment started ({mode})", p.clock(), actor
     )
-    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-    request.setHeader(b"cache-control", b"no-store")
-    return body.encode()
+    return env_file(request, body)
 
 
 def event(p: Any, request: Request, node: Node, actor: str, stage: str, message: str) -> bytes:
@@ -73,9 +73,3 @@ def last_error(log_bytes: bytes) -> str:
         if "error:" in line:
             return line.split("error:", 1)[1].strip()[:500]
     return lines[-1][:500] if lines else "(no log)"
-
-
-def _text(request: Request, code: int, body: str) -> bytes:
-    request.setResponseCode(code)
-    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-    return body.encode() + b"\n"

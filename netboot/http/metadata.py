@@ -25,6 +25,7 @@ from twisted.web import resource
 from twisted.web.server import Request
 
 from netboot.http.enlist import json_response
+from netboot.http.plaintext import text as _text
 from netboot.nodes.actions import NodeActions
 from netboot.nodes.commissioning import (
     INVENTORY_RESULT,
@@ -186,9 +187,3 @@ def _query(request: Request, key: str) -> str | None:
     query = request.uri.split(b"?", 1)[1].decode("utf-8", "replace") if b"?" in request.uri else ""
     values = parse_qs(query, keep_blank_values=True).get(key)
     return values[-1] if values else None
-
-
-def _text(request: Request, code: int, text: str) -> bytes:
-    request.setResponseCode(code)
-    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-    return text.encode() + b"\n"

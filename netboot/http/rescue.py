@@ -23,6 +23,8 @@ from twisted.logger import Logger
 from twisted.web.server import Request
 
 from netboot.http import erase
+from netboot.http.plaintext import env_file
+from netboot.http.plaintext import text as _text
 from netboot.images.deploycfg import DeployConfigError, rescue_env
 from netboot.nodes.lifecycle import IllegalTransition, NodeStatus
 from netboot.store.models import Node
@@ -42,9 +44,7 @@ def config(p: Any, request: Request, node: Node, actor: str) -> bytes:
     p.store.rescue_progress(
         node.system_id, "config", "rescue environment started", p.clock(), actor
     )
-    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-    request.setHeader(b"cache-control", b"no-store")
-    return body.encode()
+    return env_file(request, body)
 
 
 def event(p: Any, request: Request, node: Node, actor: str, stage: str, message: str) -> bytes:
@@ -73,9 +73,3 @@ def fail(p: Any, node: Node, message: str, actor: str = "netboot") -> None:
     log.warn("rescue {host} failed: {message}", host=node.hostname, message=message)
     with contextlib.suppress(IllegalTransition):  # exited or timed out meanwhile
         p.actions.rescue_done(node.system_id, actor, False, message[:1000])
-
-
-def _text(request: Request, code: int, body: str) -> bytes:
-    request.setResponseCode(code)
-    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-    return body.encode() + b"\n"
