@@ -5,17 +5,13 @@ erasing with its log)."""
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from netboot.nodes.lifecycle import NodeStatus as S
-from tests.integration.maas_helpers import gomaasapi_auth
+from tests.integration.maas_helpers import machine_op
 from tests.integration.test_deploy_api import Appliance, env_of, running_appliance
 from tests.integration.test_images_import import netboot
 
@@ -36,18 +32,7 @@ def deployed_node(appliance: Appliance):
 def maas_release(appliance: Appliance, sid: str, **form: str) -> tuple[int, dict | bytes]:
     made = netboot(appliance.cfg, "apikey", "create", "--user", "admin")
     assert made.returncode == 0, made.stderr
-    key = made.stdout.strip()
-    body = urllib.parse.urlencode(form).encode()
-    req = urllib.request.Request(
-        f"{appliance.base}/MAAS/api/2.0/machines/{sid}/?op=release", data=body, method="POST"
-    )
-    req.add_header("Authorization", gomaasapi_auth(key))
-    req.add_header("Content-Type", "application/x-www-form-urlencoded")
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
+    return machine_op(appliance.base, made.stdout.strip(), sid, "release", **form)
 
 
 def test_release_with_erase_boots_the_installer_in_erase_mode_and_ends_ready(

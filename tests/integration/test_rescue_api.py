@@ -6,19 +6,15 @@ config, event, done (ok -> Rescue mode; failed -> Failed to enter rescue mode)."
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from netboot.nodes.lifecycle import NodeStatus as S
-from tests.integration.maas_helpers import gomaasapi_auth
+from tests.integration.maas_helpers import machine_op
 from tests.integration.test_deploy_api import MAC, Appliance, env_of, running_appliance
 from tests.integration.test_images_import import netboot
 
@@ -31,16 +27,7 @@ def appliance(tmp_path: Path):
 
 
 def maas_op(appliance: Appliance, key: str, sid: str, op: str) -> tuple[int, dict | bytes]:
-    req = urllib.request.Request(
-        f"{appliance.base}/MAAS/api/2.0/machines/{sid}/?op={op}", data=b"", method="POST"
-    )
-    req.add_header("Authorization", gomaasapi_auth(key))
-    req.add_header("Content-Type", "application/x-www-form-urlencoded")
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
+    return machine_op(appliance.base, key, sid, op)
 
 
 def tftp_get(appliance: Appliance, name: str) -> str:
