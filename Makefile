@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 BUILD  := build
 BOOT   := $(BUILD)/boot
-APT_PACKAGES := qemu-system-x86 ipxe-qemu ipxe ovmf busybox-static cpio kmod xz-utils \
+APT_PACKAGES := gcc python3-dev qemu-system-x86 ipxe-qemu ipxe ovmf busybox-static cpio kmod xz-utils \
                 isc-dhcp-client dnsutils knot-dnsutils tftp-hpa curl iproute2 python3-venv \
                 chromium \
                 atftp pxelinux syslinux-common qemu-system-arm qemu-efi-aarch64 \
@@ -34,7 +34,8 @@ $(BUILD)/.deps: Makefile
 	@touch $@
 deps: $(BUILD)/.deps
 
-$(VENV)/.installed: pyproject.toml $(BUILD)/.deps
+# setup.py builds the C extension netboot/tftp/_fastpath.c in place (gcc, python3-dev).
+$(VENV)/.installed: pyproject.toml setup.py netboot/tftp/_fastpath.c $(BUILD)/.deps
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'

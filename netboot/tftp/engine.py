@@ -21,6 +21,13 @@ through the injected `deliver(callable, *args)` (reactor.callFromThread in produ
 a direct call in tests), which the server uses for its counters and log lines. `clock`
 is injected too (time.monotonic by default), and `run_once(timeout)` is the loop body,
 so tests drive the engine step by step with a fake clock and no thread.
+
+Fast path (fastpath.py, `TransferEngine(fastpath=True)`, the server's default): a transfer
+of a regular file in octet mode (`file_fd` set) runs instead on a thread of its own, in
+C with the GIL released; the epoll loop keeps dynamic and netascii transfers. Both
+report through the same `on_finished` with the same counters (`bytes_sent`,
+`bytes_acked`, `retransmits`, `send_syscalls`, `send_dropped`, `errors_sent`), set on
+the transfer before it is delivered. `stop()` ends both kinds with "server stopped".
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
+from netboot.tftp import fastpath as _fast
 from netboot.tftp.codec import Data, Error, ErrorCode, MalformedPacket, decode, encode
 from netboot.tftp.session import ReadSession, State, Step
 from netboot.tftp.udp import DataSender
@@ -57,8 +65,9 @@ class EngineTransfer:
     """One transfer owned by the engine: its socket, session, source and deadline.
 
     `on_finished(transfer, step)` is delivered once, after the socket and the source are
-    closed. The counters (`errors_sent`, the sender's `syscalls`/`dropped`, the
-    session's `bytes_sent`) are final by then, so the reactor thread reads them safely.
+    closed. The counters (`bytes_sent`, `bytes_acked`, `retransmits`, `send_syscalls`,
+    `send_dropped`, `errors_sent`) are final by then, so the reactor thread reads them
+    safely.
     """
 
     __slots__ = (
@@ -75,6 +84,14 @@ class EngineTransfer:
         "timer_at",
         "errors_sent",
         "closed",
+        "file_fd",
+        "fast",
+        "max_seconds",
+        "bytes_sent",
+        "bytes_acked",
+        "retransmits",
+        "send_syscalls",
+        "send_dropped",
     )
 
     def __init__(
@@ -87,6 +104,7 @@ class EngineTransfer:
         on_finished: Callable[[EngineTransfer, Step], None],
         *,
         use_gso: bool = True,
+        file_fd: int | None = None,
     ) -> None:
         self.sock = sock
         self.fd = sock.fileno()
@@ -101,6 +119,15 @@ class EngineTransfer:
         self.timer_at = 0.0  # time of this transfer's live heap entry
         self.errors_sent = 0
         self.closed = False
+        self.file_fd = file_fd  # a regular file read as-is (octet): eligible for the fast path
+        self.fast = False  # running on the fast path (set on submit)
+        self.max_seconds = 0.0  # the engine's lifetime cap, set on submit
+        # Final counters, set before on_finished is delivered.
+        self.bytes_sent = 0  # DATA payload octets, retransmissions included
+        self.bytes_acked = 0
+        self.retransmits = 0
+        self.send_syscalls = 0
+        self.send_dropped = 0
 
 
 class TransferEngine:
@@ -113,6 +140,7 @@ class TransferEngine:
         log: Deliver | None = None,
         clock: Callable[[], float] = time.monotonic,
         max_transfer_seconds: float = 1800.0,
+        fastpath: bool = False,
     ) -> None:
         self._deliver = deliver
         self._log = log  # log(format, **fields), called through deliver
@@ -127,6 +155,13 @@ class TransferEngine:
         self._seq = 0  # heap tie-breaker
         self._stopping = False
         self._thread: threading.Thread | None = None
+        # Fast path: one thread per transfer; `_stop_fd` is written once, by stop(), and
+        # never read, so every transfer's poll sees it.
+        self.fastpath = fastpath and _fast.available()
+        self._stop_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._fast_lock = threading.Lock()
+        self._fast: dict[EngineTransfer, threading.Thread] = {}
+        self._fast_stopped: list[tuple[EngineTransfer, Step]] = []
 
     # --- reactor side ---------------------------------------------------------------
 
@@ -139,6 +174,19 @@ class TransferEngine:
 
     def submit(self, transfer: EngineTransfer) -> None:
         """Hand over a transfer (socket bound, session not started). Any thread."""
+        transfer.max_seconds = self.max_transfer_seconds
+        if self.fastpath and transfer.file_fd is not None:
+            thread = threading.Thread(
+                target=self._run_fast, args=(transfer,), name="tftp-transfer", daemon=True
+            )
+            with self._fast_lock:
+                if not self._stopping:
+                    transfer.fast = True
+                    self._fast[transfer] = thread
+                    thread.start()
+                    return
+            self._close(transfer, _STOPPED, direct=True)
+            return
         self._incoming.append(transfer)
         os.eventfd_write(self._wake_fd, 1)
 
@@ -147,17 +195,28 @@ class TransferEngine:
         its on_finished directly, in the calling thread, as the loop is gone). Idempotent."""
         if self._poller.closed:
             return
-        self._stopping = True
+        with self._fast_lock:
+            self._stopping = True
+            fast_threads = list(self._fast.values())
         os.eventfd_write(self._wake_fd, 1)
+        os.eventfd_write(self._stop_fd, 1)
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        deadline = time.monotonic() + 10
+        for thread in fast_threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        with self._fast_lock:
+            finished, self._fast_stopped = self._fast_stopped, []
+        for transfer, step in finished:
+            transfer.on_finished(transfer, step)
         transfers = list(self._by_fd.values()) + list(self._incoming)
         self._incoming.clear()
         for transfer in transfers:
             self._close(transfer, _STOPPED, direct=True)
         self._poller.close()
         os.close(self._wake_fd)
+        # _stop_fd stays open: a fast transfer that outlived the join still polls it.
 
     @property
     def running(self) -> bool:
@@ -165,8 +224,52 @@ class TransferEngine:
 
     @property
     def active(self) -> int:
-        """Transfers on the loop (read from any thread: an estimate while it runs)."""
-        return len(self._by_fd)
+        """Transfers running (read from any thread: an estimate while they run)."""
+        return len(self._by_fd) + len(self._fast)
+
+    # --- fast-path threads ----------------------------------------------------------
+
+    def _run_fast(self, transfer: EngineTransfer) -> None:
+        transfer.started = self.clock()
+        try:
+            step, counters = _fast.serve(transfer, self._stop_fd)
+        except Exception as exc:  # a bug costs this transfer only, with a prompt error 0
+            self._note(
+                "tftp: internal error on {file} for {peer}: {reason}", transfer, reason=repr(exc)
+            )
+            self._send(transfer, _INTERNAL, transfer.peer)
+            step, counters = Step((), State.FAILED, f"internal error: {exc!r}"), {}
+        transfer.bytes_sent = counters.get("bytes_sent", 0)
+        transfer.bytes_acked = counters.get("bytes_acked", 0)
+        transfer.retransmits = counters.get("retransmits", 0)
+        transfer.send_syscalls = counters.get("syscalls", 0)
+        transfer.send_dropped = counters.get("dropped", 0)
+        transfer.errors_sent += counters.get("errors_sent", 0)
+        if counters.get("malformed"):
+            self._note(
+                "tftp: dropped {count} malformed packets from {peer}",
+                transfer,
+                count=counters["malformed"],
+            )
+        if counters.get("send_failures"):
+            self._note(
+                "tftp: {count} sends to {peer} failed: {reason}",
+                transfer,
+                count=counters["send_failures"],
+                reason=os.strerror(counters["last_errno"]),
+            )
+        transfer.closed = True
+        transfer.sock.close()
+        try:
+            transfer.source.close()
+        except Exception as exc:
+            self._note("tftp: closing {file} failed: {reason}", transfer, reason=str(exc))
+        with self._fast_lock:
+            self._fast.pop(transfer, None)
+            if self._stopping:  # stop() is joining this thread and delivers directly
+                self._fast_stopped.append((transfer, step))
+                return
+        self._deliver(transfer.on_finished, transfer, step)
 
     # --- engine thread --------------------------------------------------------------
 
@@ -301,6 +404,12 @@ class TransferEngine:
         if transfer.closed:
             return
         transfer.closed = True
+        session = transfer.session
+        transfer.bytes_sent = session.bytes_sent
+        transfer.bytes_acked = session.bytes_acked
+        transfer.retransmits = session.retransmits
+        transfer.send_syscalls = transfer.sender.syscalls
+        transfer.send_dropped = transfer.sender.dropped
         if self._by_fd.pop(transfer.fd, None) is not None:
             with contextlib.suppress(OSError, ValueError):
                 self._poller.unregister(transfer.fd)

@@ -59,12 +59,14 @@ from netboot.tftp.codec import (
     encode,
 )
 from netboot.tftp.engine import EngineTransfer, TransferEngine
+from netboot.tftp.fastpath import UNAVAILABLE
 from netboot.tftp.netascii import NetasciiReader
 from netboot.tftp.paths import AccessViolation, FileNotFound, PathError, normalise, resolve
 from netboot.tftp.session import (
     DEFAULT_MAX_BLKSIZE,
     DEFAULT_MAX_WINDOWSIZE,
     DEFAULT_TIMEOUTS,
+    ReadAhead,
     ReadSession,
     State,
     Step,
@@ -112,6 +114,7 @@ class TFTPStats:
     refused_busy: int = 0  # requests turned away by the session cap
     send_syscalls: int = 0  # sendmsg calls for DATA (fewer than packets with UDP GSO)
     send_dropped: int = 0  # windows cut short by a full socket buffer
+    fastpath_transfers: int = 0  # of those finished, how many ran in C (fastpath.py)
 
 
 class TFTPServerProtocol(DatagramProtocol):
@@ -136,6 +139,7 @@ class TFTPServerProtocol(DatagramProtocol):
         max_transfer_seconds: float = 1800.0,
         clamp_to_mtu: bool = True,
         use_gso: bool = True,
+        fastpath: bool = True,
         engine: TransferEngine | None = None,
     ) -> None:
         if max_sessions < 1:
@@ -162,7 +166,10 @@ class TFTPServerProtocol(DatagramProtocol):
             deliver=reactor.callFromThread,
             log=self.log.info,
             max_transfer_seconds=max_transfer_seconds,
+            fastpath=fastpath,
         )
+        if fastpath and not self.engine.fastpath and self._own_engine:
+            self.log.warn("tftp: serving files from the Python loop: {why}", why=UNAVAILABLE)
 
     # --- requests on the well-known port ----------------------------------------------
 
@@ -221,6 +228,8 @@ class TFTPServerProtocol(DatagramProtocol):
             max_windowsize=self.max_windowsize,
         )
         reader = reader_for(source)
+        # A real file sent as-is can run on the C fast path (fastpath.py).
+        file_fd = reader.fd if isinstance(reader, ReadAhead) and not netascii else None
         if netascii:
             reader = NetasciiReader(reader)
         session = ReadSession(reader, options, timeouts=self.timeouts)
@@ -238,6 +247,7 @@ class TFTPServerProtocol(DatagramProtocol):
             request.filename,
             self._engine_finished,
             use_gso=self.use_gso,
+            file_fd=file_fd,
         )
         self._transfers[peer] = transfer
         if self._own_engine and not self.engine.running:
@@ -305,27 +315,29 @@ class TFTPServerProtocol(DatagramProtocol):
     def _engine_finished(self, transfer: EngineTransfer, step: Step) -> None:
         # Runs in the reactor thread (delivered by the engine): counters and the log line.
         self._transfers.pop(transfer.peer, None)
-        session = transfer.session
+        options = transfer.session.options
         stats = self.stats
-        stats.bytes_sent += session.bytes_sent
+        stats.bytes_sent += transfer.bytes_sent
         stats.errors_sent += transfer.errors_sent
-        stats.send_syscalls += transfer.sender.syscalls
-        stats.send_dropped += transfer.sender.dropped
+        stats.send_syscalls += transfer.send_syscalls
+        stats.send_dropped += transfer.send_dropped
+        stats.fastpath_transfers += transfer.fast
         fields = dict(
             peer=_fmt(transfer.peer),
             file=transfer.filename,
-            bytes=session.bytes_acked,
-            blksize=session.options.blksize,
-            windowsize=session.options.windowsize,
+            bytes=transfer.bytes_acked,
+            blksize=options.blksize,
+            windowsize=options.windowsize,
             seconds=self.engine.clock() - transfer.started,
-            retransmits=session.retransmits,
+            retransmits=transfer.retransmits,
             reason=step.reason,
+            loop="C" if transfer.fast else "python",
         )
         if step.state is State.DONE:
             stats.transfers_ok += 1
             self.log.info(
                 "tftp: sent {file} to {peer}: {bytes} bytes, blksize {blksize}, "
-                "{seconds:.3f} s, {retransmits} timeouts",
+                "{seconds:.3f} s, {retransmits} timeouts, {loop} loop",
                 **fields,
             )
         elif step.state is State.ABORTED:
@@ -380,6 +392,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--max-windowsize", type=int, default=DEFAULT_MAX_WINDOWSIZE)
     parser.add_argument("--no-gso", action="store_true", help="one sendmsg per DATA packet")
     parser.add_argument(
+        "--no-fastpath", action="store_true", help="every transfer on the Python loop"
+    )
+    parser.add_argument(
         "--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)"
     )
     args = parser.parse_args(argv)
@@ -397,6 +412,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         max_blksize=args.max_blksize,
         max_windowsize=args.max_windowsize,
         use_gso=not args.no_gso,
+        fastpath=not args.no_fastpath,
     )
     port = listen_tftp(
         reactor, args.root, args.address, args.port, reuse_port=args.workers > 1, **opts

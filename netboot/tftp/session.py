@@ -140,12 +140,12 @@ class ReadAhead:
     reaching back before it) preads again from that offset; no shared file offset.
     """
 
-    __slots__ = ("_fd", "_chunk", "_pread", "_base", "_buffer", "_at_eof")
+    __slots__ = ("fd", "_chunk", "_pread", "_base", "_buffer", "_at_eof")
 
     def __init__(
         self, fd: int, chunk: int = READ_AHEAD, pread: Callable[[int, int, int], bytes] = os.pread
     ) -> None:
-        self._fd = fd
+        self.fd = fd
         self._pread = pread
         self._chunk = chunk
         self._base = 0
@@ -158,7 +158,7 @@ class ReadAhead:
         if start >= 0 and (start + length <= len(buffer) or self._at_eof):
             return buffer[start : start + length]
         want = max(length, self._chunk)
-        data = self._pread(self._fd, want, offset)
+        data = self._pread(self.fd, want, offset)
         self._base, self._buffer, self._at_eof = offset, memoryview(data), len(data) < want
         return self._buffer[:length]
 
@@ -315,6 +315,11 @@ class ReadSession:
         return self._send_window()  # RFC 7440 section 4: resend the whole window
 
     # --- outputs ----------------------------------------------------------------------
+
+    @property
+    def timeouts(self) -> tuple[float, ...]:
+        """The waits before each retransmission; after the last one the session gives up."""
+        return self._timeouts
 
     @property
     def timeout_seconds(self) -> float:

@@ -24,6 +24,7 @@ def main() -> None:
     parser.add_argument("--max-blksize", type=int, default=DEFAULT_MAX_BLKSIZE)
     parser.add_argument("--max-windowsize", type=int, default=DEFAULT_MAX_WINDOWSIZE)
     parser.add_argument("--no-gso", action="store_true")
+    parser.add_argument("--no-fastpath", action="store_true")
     parser.add_argument("--database", type=Path)
     parser.add_argument("--http-base")
     args = parser.parse_args()
@@ -62,6 +63,7 @@ def main() -> None:
         max_blksize=args.max_blksize,
         max_windowsize=args.max_windowsize,
         use_gso=not args.no_gso,
+        fastpath=not args.no_fastpath,
         open_file=open_file,
     )
     reactor.run()

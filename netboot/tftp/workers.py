@@ -48,6 +48,8 @@ def worker_argv(
             argv += [f"--{key.replace('_', '-')}", str(opts[key])]
     if opts.get("use_gso") is False:
         argv.append("--no-gso")
+    if opts.get("fastpath") is False:
+        argv.append("--no-fastpath")
     if database is not None:
         argv += ["--database", str(database), "--http-base", str(http_base)]
     return argv

@@ -113,9 +113,14 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
         proc.stdout.close()
 
 
-@pytest.fixture(scope="module")
-def server(tftp_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = start_server(tftp_root, tmp_path_factory.mktemp("log") / "server.log")
+@pytest.fixture(scope="module", params=["C", "python"])
+def server(
+    request: pytest.FixtureRequest, tftp_root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    # Every test runs against both data loops: C for files (the default) and the Python
+    # engine (dynamic files, netascii, and the fallback when the extension is missing).
+    extra = ["--no-fastpath"] if request.param == "python" else []
+    running = start_server(tftp_root, tmp_path_factory.mktemp("log") / "server.log", *extra)
     try:
         yield running
     finally:
@@ -335,6 +340,27 @@ def test_netascii_round_trip_through_tftp_hpa_ascii_mode(server: Server, tmp_pat
     command = ["tftp", HOST, str(server.port), "-m", "ascii", "-c", "get", "menu.txt", str(dest)]
     subprocess.run(command, check=True, timeout=60, capture_output=True)
     assert dest.read_bytes() == FILES["menu.txt"]  # the client undoes RFC 764 exactly
+
+
+def test_the_log_names_the_loop_that_sent_each_file(
+    server: Server, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Octet files go through C unless --no-fastpath; netascii always through Python."""
+    tftpy.TftpClient(HOST, server.port).download("multiple.bin", str(tmp_path / "a"), timeout=5)
+    require_tool("tftp", "tftp-hpa")
+    command = ["tftp", HOST, str(server.port), "-m", "ascii", "-c", "get", "small.txt"]
+    subprocess.run([*command, str(tmp_path / "b")], check=True, timeout=60, capture_output=True)
+    file_loop = request.node.callspec.params["server"]
+    wanted = [f"sent multiple.bin to {HOST}", f"sent small.txt to {HOST}"]
+    deadline = time.monotonic() + 5  # the line is written when the reactor hears the end
+    while time.monotonic() < deadline:
+        lines = [line for line in server.log.read_text().splitlines() if "tftp: sent " in line]
+        found = {w: [line for line in lines if w in line] for w in wanted}
+        if all(found.values()):
+            break
+        time.sleep(0.05)
+    assert found[wanted[0]] and found[wanted[0]][-1].endswith(f", {file_loop} loop")
+    assert found[wanted[1]] and found[wanted[1]][-1].endswith(", python loop")
 
 
 def test_netascii_declines_tsize(server: Server, client_socket: socket.socket) -> None:

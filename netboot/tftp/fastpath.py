@@ -1,0 +1,75 @@
+"""The data phase of a plain file transfer in C, one thread per transfer, GIL released.
+
+Lock-step TFTP (windowsize 1: PXE ROMs, pxelinux, grub) is bound by the server's CPU per
+ACK round trip. In CPython a block costs 16-22 us (epoll, recvfrom, decode, the session
+step, sendmsg); the C servers spend 9-13 us. `_fastpath.c` runs the same protocol as
+session.py + engine.py (they stay the reference, and the tests hold the two to the same
+packets) in a C loop with the GIL released: poll, one recvfrom, one sendmsg per block,
+64 KiB pread read-ahead, UDP GSO for windows. Each transfer gets its own thread (as
+atftpd does), so lock-step clients use every core of the machine, not one loop's core.
+
+Eligible: an octet-mode transfer of a regular file (`EngineTransfer.file_fd` set by the
+server). Dynamic files (rendered per node, in memory) and netascii stay on the Python
+engine loop. If the extension is not built, `available()` is False, `UNAVAILABLE` says
+why, and every transfer runs on the Python loop (the server logs this once at start).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from netboot.tftp.codec import OptionAck, encode
+from netboot.tftp.session import State, Step
+
+if TYPE_CHECKING:
+    from netboot.tftp.engine import EngineTransfer
+
+try:
+    from netboot.tftp import _fastpath
+except ImportError as exc:  # not built (e.g. a source tree without `pip install`)
+    _fastpath = None
+    UNAVAILABLE: str | None = f"C extension netboot.tftp._fastpath not importable: {exc}"
+else:
+    UNAVAILABLE = None
+
+__all__ = ["UNAVAILABLE", "available", "serve"]
+
+_STATES = {"done": State.DONE, "failed": State.FAILED, "aborted": State.ABORTED}
+
+
+def available() -> bool:
+    return _fastpath is not None
+
+
+def serve(transfer: EngineTransfer, stop_fd: int) -> tuple[Step, dict[str, Any]]:
+    """Run `transfer` to its end on the calling thread (see module docstring).
+
+    Returns the final Step (the packets are already sent) and the C loop's counters:
+    bytes_sent, bytes_acked, retransmits, syscalls, dropped, errors_sent, malformed,
+    send_failures, last_errno. Raises RuntimeError if the extension is missing.
+    """
+    if _fastpath is None:
+        raise RuntimeError(UNAVAILABLE)
+    session = transfer.session
+    options = session.options
+    oack = encode(OptionAck(dict(options.oack))) if options.oack else b""
+    family = transfer.sock.family
+    state, reason, client_error, counters = _fastpath.serve(
+        transfer.fd,
+        transfer.file_fd,
+        int(family),
+        transfer.peer,
+        stop_fd,
+        options.blksize,
+        options.windowsize,
+        session.timeouts,
+        transfer.max_seconds,
+        oack,
+        transfer.sender.use_gso,
+    )
+    if client_error is not None:
+        # The client's ERROR after its opcode: code, message, NUL (codec's decoding).
+        code = int.from_bytes(client_error[:2], "big")
+        message = client_error[2:-1].decode("utf-8", "surrogateescape")
+        reason = f"client error {code}: {message}"
+    return Step((), _STATES[state], reason), counters
