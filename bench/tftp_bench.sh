@@ -55,6 +55,8 @@ SUM=$(sha256sum "$ROOT/big.img" | cut -d' ' -f1)
 server_cmd() {
     case $1 in
         ours) echo "$PY -m netboot.tftp.server --root $ROOT --address $SRV_IP --port 69 --max-sessions 1024 --max-windowsize 16 --workers $OURS_WORKERS" ;;
+        # netboot with every transfer on the Python loop (no C fast path): SERVERS="ours ours-py ..."
+        ours-py) echo "$PY -m netboot.tftp.server --root $ROOT --address $SRV_IP --port 69 --max-sessions 1024 --max-windowsize 16 --workers $OURS_WORKERS --no-fastpath" ;;
         tftpd-hpa) echo "in.tftpd -L -a $SRV_IP:69 -s $ROOT -u root" ;;
         dnsmasq) echo "dnsmasq -k --conf-file=/dev/null --port=0 --interface=$SRV_IF --bind-interfaces --enable-tftp --tftp-root=$ROOT --tftp-max=1024 --quiet-tftp --user=root --group=root --pid-file=$WORK/dnsmasq.pid --log-facility=$WORK/dnsmasq.log" ;;
         atftpd) echo "$ATFTPD --daemon --no-fork --port 69 --bind-address $SRV_IP --user root --group root --maxthread 1024 --logfile $WORK/atftpd.log --verbose=1 $ROOT" ;;
@@ -105,7 +107,7 @@ start_server() {
     # Worker processes bind after their interpreter starts: wait for all of them, so no
     # start-up work overlaps the measurement.
     local want=1 i
-    [ "$1" = ours ] && want=$OURS_WORKERS
+    case $1 in ours|ours-py) want=$OURS_WORKERS ;; esac
     for i in $(seq 1 300); do
         [ "$(ip netns exec "$SRV_NS" ss -Huln 'sport = :69' | wc -l)" -ge "$want" ] && break
         sleep 0.1
