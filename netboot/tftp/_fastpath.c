@@ -4,8 +4,9 @@
  * Why: a lock-step transfer (windowsize 1: PXE ROMs, pxelinux, grub) costs one ACK round
  * trip per block, and the server's share of that trip is its CPU per block. In CPython
  * that is ~16-22 us (receive, decode, session step, send); tftpd-hpa, dnsmasq and atftpd
- * spend 9-13 us, almost all of it in the kernel. This loop is what they do: poll, one
- * recvfrom, one sendmsg, reading ahead 64 KiB per pread.
+ * spend 9-13 us, almost all of it in the kernel. This loop makes two system calls per
+ * lock-step block: one blocking recvfrom (with a receive timeout, so no poll first) and
+ * one sendmsg, reading ahead 64 KiB per pread.
  *
  * It implements exactly the protocol of netboot/tftp/session.py + engine.py (the
  * reference; tests/unit/test_tftp_fastpath.py runs both on the same packet sequences):
@@ -17,16 +18,19 @@
  * the transfer lifetime cap. Windows go out as one UDP GSO sendmsg when the kernel can
  * (Linux 4.18+), else one sendmsg per block.
  *
- * serve() blocks until the transfer ends or `stop_fd` (an eventfd the caller writes once to
- * stop every transfer) becomes readable; it never closes the descriptors it is given.
+ * serve() blocks until the transfer ends or the caller sets its one-byte `stop` buffer to
+ * non-zero (seen at the next packet or within one receive tick, TICK_MAX); it never
+ * closes the descriptors it is given. The socket is switched to blocking mode with a
+ * receive timeout; sends stay non-blocking (MSG_DONTWAIT), so a full socket buffer still
+ * drops the rest of a window for the retransmit timer to recover, as on the wire.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -47,11 +51,14 @@
 #define GSO_MAX_SEGMENTS 64
 #define GSO_MAX_BYTES (0xFFFF - 8 - 40)
 #define RECV_SIZE 2048
+#define TICK_MAX 0.1 /* s: the longest a receive waits before the timers are looked at */
+#define TICK_MIN 0.005
 
 enum state { ST_OACK_SENT, ST_SENDING, ST_DONE, ST_FAILED, ST_ABORTED };
 
 struct xfer {
-    int sock, file, stop_fd;
+    int sock, file;
+    const volatile unsigned char *stop; /* set non-zero by another thread to end it */
     struct sockaddr_storage peer;
     socklen_t peer_len;
     uint64_t blksize, windowsize;
@@ -74,7 +81,7 @@ struct xfer {
     char reason[512];
     /* counters */
     uint64_t bytes_sent, retransmits, syscalls, dropped, errors_sent, malformed;
-    uint64_t send_failures;
+    uint64_t send_failures, recv_failures;
     int last_errno;
 };
 
@@ -115,7 +122,7 @@ static int same_peer(const struct xfer *x, const struct sockaddr_storage *from) 
 /* One packet that is not DATA (OACK, ERROR): sendto, as engine._send does. */
 static int send_plain(struct xfer *x, const void *pkt, size_t n, const struct sockaddr_storage *to,
                       socklen_t to_len) {
-    if (sendto(x->sock, pkt, n, 0, (const struct sockaddr *)to, to_len) < 0) {
+    if (sendto(x->sock, pkt, n, MSG_DONTWAIT, (const struct sockaddr *)to, to_len) < 0) {
         if (errno != EAGAIN && errno != ENOBUFS) {
             x->send_failures++;
             x->last_errno = errno;
@@ -191,7 +198,7 @@ static int send_one(struct xfer *x, uint64_t block, const unsigned char *payload
     msg.msg_iov = iov;
     msg.msg_iovlen = 2;
     x->syscalls++;
-    if (sendmsg(x->sock, &msg, 0) < 0) {
+    if (sendmsg(x->sock, &msg, MSG_DONTWAIT) < 0) {
         if (errno_in(errno, DROP_ERRNOS, 3)) {
             x->dropped++;
             return 0;
@@ -242,7 +249,7 @@ static int send_gso(struct xfer *x, uint64_t first, const unsigned char *data, s
     uint16_t seg = (uint16_t)segment;
     memcpy(CMSG_DATA(cm), &seg, sizeof seg);
     x->syscalls++;
-    if (sendmsg(x->sock, &msg, 0) < 0) {
+    if (sendmsg(x->sock, &msg, MSG_DONTWAIT) < 0) {
         if (errno_in(errno, DROP_ERRNOS, 3)) {
             x->dropped++;
             return -1;
@@ -379,9 +386,28 @@ static int on_packet(struct xfer *x, const unsigned char *p, size_t n) {
     return 1;
 }
 
+/* Blocking receives that give up after `tick` s, so the timers and the stop flag are
+ * looked at without a poll per packet. */
+static int set_receive_tick(struct xfer *x) {
+    double tick = x->timeouts[0] / 4;
+    if (tick > TICK_MAX) tick = TICK_MAX;
+    if (tick < TICK_MIN) tick = TICK_MIN;
+    struct timeval tv = {(time_t)tick, (suseconds_t)((tick - (double)(time_t)tick) * 1e6)};
+    int flags = fcntl(x->sock, F_GETFL);
+    if (flags < 0 || fcntl(x->sock, F_SETFL, flags & ~O_NONBLOCK) < 0) return -1;
+    return setsockopt(x->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+}
+
 static void run(struct xfer *x, unsigned char *client_error, size_t *client_error_len) {
     double started = now(), deadline;
     unsigned char pkt[RECV_SIZE];
+    if (set_receive_tick(x) < 0) {
+        x->send_failures++;
+        x->last_errno = errno;
+        send_error(x, 0, "internal error", &x->peer, x->peer_len);
+        finish(x, ST_FAILED, "cannot set the receive timeout");
+        return;
+    }
     if (x->oack_len > 0) {
         x->state = ST_OACK_SENT;
         send_oack(x);
@@ -414,27 +440,25 @@ static void run(struct xfer *x, unsigned char *client_error, size_t *client_erro
             deadline = t + current_wait(x);
             continue;
         }
-        double until = deadline < started + x->max_seconds ? deadline : started + x->max_seconds;
-        double wait_ms = (until - t) * 1000.0 + 1.0; /* round up: never wake early and spin */
-        struct pollfd fds[2] = {{x->sock, POLLIN, 0}, {x->stop_fd, POLLIN, 0}};
-        int ready = poll(fds, 2, wait_ms > 3.6e6 ? 3600000 : (int)wait_ms);
-        if (ready < 0) {
-            if (errno == EINTR) continue;
-            x->send_failures++; /* cannot wait: give up rather than spin */
-            x->last_errno = errno;
-            finish(x, ST_FAILED, "poll failed");
-            break;
-        }
-        if (fds[1].revents) {
+        if (__atomic_load_n(x->stop, __ATOMIC_RELAXED)) {
             finish(x, ST_FAILED, "server stopped");
             break;
         }
-        if (!(fds[0].revents & POLLIN)) continue;
         struct sockaddr_storage from;
         socklen_t from_len = sizeof from;
-        ssize_t n = recvfrom(x->sock, pkt, sizeof pkt, MSG_DONTWAIT, (struct sockaddr *)&from,
-                             &from_len);
-        if (n < 0) continue; /* EAGAIN, or a queued ICMP error: the timer recovers */
+        ssize_t n = recvfrom(x->sock, pkt, sizeof pkt, 0, (struct sockaddr *)&from, &from_len);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+                continue; /* the receive tick: look at the timers and the stop flag */
+            }
+            if (++x->recv_failures >= 100) { /* never spin on a broken socket */
+                char reason[160];
+                snprintf(reason, sizeof reason, "receive failed: %s", strerror(errno));
+                x->last_errno = errno;
+                finish(x, ST_FAILED, reason);
+            }
+            continue;
+        }
         if (!same_peer(x, &from)) {
             /* RFC 1350 section 4: a foreign TID gets error 5; the transfer carries on. */
             send_error(x, 5, "unknown transfer ID", &from, from_len);
@@ -489,9 +513,10 @@ bad:
 PyDoc_STRVAR(serve_doc,
 "serve(sock, file, family, peer, stop, blksize, windowsize, timeouts, max_seconds, oack,\n"
 "      use_gso) -> (state, reason, client_error, counters)\n\n"
-"Run one transfer to its end with the GIL released. sock: the transfer socket's fd;\n"
-"file: a regular file's fd (read with pread); peer: the client's (host, port[, flow,\n"
-"scope]); stop: an eventfd that ends the transfer when readable; timeouts: seconds\n"
+"Run one transfer to its end with the GIL released. sock: the transfer socket's fd\n"
+"(left in blocking mode with a receive timeout); file: a regular file's fd (read with\n"
+"pread); peer: the client's (host, port[, flow, scope]); stop: a writable buffer whose\n"
+"first byte, once non-zero, ends the transfer (\"server stopped\"); timeouts: seconds\n"
 "before each retransmission, the last one before giving up; oack: the encoded OACK\n"
 "or b'' to start with DATA. state: 'done', 'failed' or 'aborted'; client_error: the\n"
 "client's ERROR after its opcode (code + message + NUL) when aborted, else None;\n"
@@ -501,14 +526,19 @@ PyDoc_STRVAR(serve_doc,
 static PyObject *serve(PyObject *self, PyObject *args) {
     struct xfer x;
     PyObject *peer, *timeouts;
-    Py_buffer oack;
+    Py_buffer oack, stop;
     int family, use_gso;
     unsigned long long blksize, windowsize;
     memset(&x, 0, sizeof x);
-    if (!PyArg_ParseTuple(args, "iiiOiKKOdy*p", &x.sock, &x.file, &family, &peer, &x.stop_fd,
+    if (!PyArg_ParseTuple(args, "iiiOw*KKOdy*p", &x.sock, &x.file, &family, &peer, &stop,
                           &blksize, &windowsize, &timeouts, &x.max_seconds, &oack, &use_gso))
         return NULL;
     PyObject *result = NULL;
+    if (stop.len < 1) {
+        PyErr_SetString(PyExc_ValueError, "stop must be a writable buffer of 1 byte or more");
+        goto out;
+    }
+    x.stop = stop.buf;
     if (blksize < 8 || blksize > 65464 || windowsize < 1 || windowsize > 65535) {
         PyErr_SetString(PyExc_ValueError, "blksize or windowsize out of range");
         goto out;
@@ -573,6 +603,7 @@ static PyObject *serve(PyObject *self, PyObject *args) {
         "last_errno", x.last_errno);
 out:
     PyBuffer_Release(&oack);
+    PyBuffer_Release(&stop);
     return result;
 }
 

@@ -4,8 +4,9 @@ Lock-step TFTP (windowsize 1: PXE ROMs, pxelinux, grub) is bound by the server's
 ACK round trip. In CPython a block costs 16-22 us (epoll, recvfrom, decode, the session
 step, sendmsg); the C servers spend 9-13 us. `_fastpath.c` runs the same protocol as
 session.py + engine.py (they stay the reference, and the tests hold the two to the same
-packets) in a C loop with the GIL released: poll, one recvfrom, one sendmsg per block,
-64 KiB pread read-ahead, UDP GSO for windows. Each transfer gets its own thread (as
+packets) in a C loop with the GIL released: one blocking recvfrom (with a receive
+timeout instead of a poll) and one sendmsg per lock-step block, 64 KiB pread
+read-ahead, UDP GSO for windows. Each transfer gets its own thread (as
 atftpd does), so lock-step clients use every core of the machine, not one loop's core.
 
 Eligible: an octet-mode transfer of a regular file (`EngineTransfer.file_fd` set by the
@@ -41,9 +42,10 @@ def available() -> bool:
     return _fastpath is not None
 
 
-def serve(transfer: EngineTransfer, stop_fd: int) -> tuple[Step, dict[str, Any]]:
+def serve(transfer: EngineTransfer, stop: bytearray) -> tuple[Step, dict[str, Any]]:
     """Run `transfer` to its end on the calling thread (see module docstring).
 
+    `stop`: a one-byte flag another thread sets to end the transfer ("server stopped").
     Returns the final Step (the packets are already sent) and the C loop's counters:
     bytes_sent, bytes_acked, retransmits, syscalls, dropped, errors_sent, malformed,
     send_failures, last_errno. Raises RuntimeError if the extension is missing.
@@ -59,7 +61,7 @@ def serve(transfer: EngineTransfer, stop_fd: int) -> tuple[Step, dict[str, Any]]
         transfer.file_fd,
         int(family),
         transfer.peer,
-        stop_fd,
+        stop,
         options.blksize,
         options.windowsize,
         session.timeouts,

@@ -48,6 +48,7 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
+from netboot.tftp import fastpath as _fastpath
 from netboot.tftp.codec import (
     Error,
     ErrorCode,
@@ -59,7 +60,6 @@ from netboot.tftp.codec import (
     encode,
 )
 from netboot.tftp.engine import EngineTransfer, TransferEngine
-from netboot.tftp.fastpath import UNAVAILABLE
 from netboot.tftp.netascii import NetasciiReader
 from netboot.tftp.paths import AccessViolation, FileNotFound, PathError, normalise, resolve
 from netboot.tftp.session import (
@@ -169,7 +169,9 @@ class TFTPServerProtocol(DatagramProtocol):
             fastpath=fastpath,
         )
         if fastpath and not self.engine.fastpath and self._own_engine:
-            self.log.warn("tftp: serving files from the Python loop: {why}", why=UNAVAILABLE)
+            self.log.warn(
+                "tftp: serving files from the Python loop: {why}", why=_fastpath.UNAVAILABLE
+            )
 
     # --- requests on the well-known port ----------------------------------------------
 

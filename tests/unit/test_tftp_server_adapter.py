@@ -110,3 +110,35 @@ def test_finished_transfer_frees_its_slot_and_adds_its_counters(
     assert (stats.transfers_ok, stats.bytes_sent, stats.send_syscalls) == (1, 2560, 6)
     rrq(proto, ("127.0.0.1", 3))  # the slot is free again
     assert proto.active_transfers == 1 and proto.transport.sent == []
+
+
+class _Reactor:
+    def callFromThread(self, fn, *args, **kwargs) -> None:  # noqa: N802 (twisted API)
+        fn(*args, **kwargs)
+
+
+def test_without_the_extension_the_server_says_so_and_uses_the_python_loop(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from twisted.logger import capturedLogs
+
+    from netboot.tftp import fastpath
+
+    monkeypatch.setattr(fastpath, "_fastpath", None)
+    monkeypatch.setattr(fastpath, "UNAVAILABLE", "C extension not importable: (test)")
+    with capturedLogs() as events:
+        proto = TFTPServerProtocol(root, _Reactor(), HOST, clamp_to_mtu=False)
+    try:
+        assert proto.engine.fastpath is False
+        warnings = [e for e in events if "Python loop" in e["log_format"]]
+        assert len(warnings) == 1 and warnings[0]["why"] == "C extension not importable: (test)"
+    finally:
+        proto.engine.stop()
+
+
+def test_with_the_extension_the_servers_own_engine_uses_it(root: Path) -> None:
+    proto = TFTPServerProtocol(root, _Reactor(), HOST, clamp_to_mtu=False)
+    try:
+        assert proto.engine.fastpath is True
+    finally:
+        proto.engine.stop()
