@@ -18,6 +18,15 @@
  * the transfer lifetime cap. Windows go out as one UDP GSO sendmsg when the kernel can
  * (Linux 4.18+), else one sendmsg per block.
  *
+ * Connected sockets: a UDP socket connected to the client skips a route lookup on every
+ * send and every receive (early demux); that is worth ~3% of a lock-step round trip,
+ * which tftpd-hpa has by connecting too. But the kernel then drops datagrams from other
+ * ports (RFC 1350 section 4 asks for error 5 to them). So the caller may also pass a
+ * "stranger" socket: unconnected, on the same address and port through SO_REUSEPORT,
+ * which the kernel gives every datagram not from the client (connected sockets win the
+ * lookup for their 4-tuple). The loop drains it at each receive tick and every
+ * STRANGER_EVERY packets and answers each datagram with error 5 from that port.
+ *
  * serve() blocks until the transfer ends or the caller sets its one-byte `stop` buffer to
  * non-zero (seen at the next packet or within one receive tick, TICK_MAX); it never
  * closes the descriptors it is given. The socket is switched to blocking mode with a
@@ -53,6 +62,7 @@
 #define RECV_SIZE 2048
 #define TICK_MAX 0.1 /* s: the longest a receive waits before the timers are looked at */
 #define TICK_MIN 0.005
+#define STRANGER_EVERY 64 /* packets between looks at the stranger socket */
 
 enum state { ST_OACK_SENT, ST_SENDING, ST_DONE, ST_FAILED, ST_ABORTED };
 
@@ -68,6 +78,9 @@ struct xfer {
     const unsigned char *oack;
     Py_ssize_t oack_len;
     int use_gso;
+    int connected;   /* sock is connected to peer: send without an address */
+    int stranger;    /* unconnected socket on the same port, or -1 */
+    unsigned since_stranger;
     /* read-ahead buffer: [base, base + len) of the file */
     unsigned char *buf;
     size_t cap, len;
@@ -120,9 +133,12 @@ static int same_peer(const struct xfer *x, const struct sockaddr_storage *from) 
 }
 
 /* One packet that is not DATA (OACK, ERROR): sendto, as engine._send does. */
-static int send_plain(struct xfer *x, const void *pkt, size_t n, const struct sockaddr_storage *to,
-                      socklen_t to_len) {
-    if (sendto(x->sock, pkt, n, MSG_DONTWAIT, (const struct sockaddr *)to, to_len) < 0) {
+static int send_plain_from(struct xfer *x, int fd, const void *pkt, size_t n,
+                           const struct sockaddr_storage *to, socklen_t to_len) {
+    ssize_t r = (fd == x->sock && x->connected && to == &x->peer)
+                    ? send(fd, pkt, n, MSG_DONTWAIT)
+                    : sendto(fd, pkt, n, MSG_DONTWAIT, (const struct sockaddr *)to, to_len);
+    if (r < 0) {
         if (errno != EAGAIN && errno != ENOBUFS) {
             x->send_failures++;
             x->last_errno = errno;
@@ -132,8 +148,21 @@ static int send_plain(struct xfer *x, const void *pkt, size_t n, const struct so
     return 0;
 }
 
+static int send_plain(struct xfer *x, const void *pkt, size_t n, const struct sockaddr_storage *to,
+                      socklen_t to_len) {
+    return send_plain_from(x, x->sock, pkt, n, to, to_len);
+}
+
+static void send_error_from(struct xfer *x, int fd, int code, const char *message,
+                            const struct sockaddr_storage *to, socklen_t to_len);
+
 static void send_error(struct xfer *x, int code, const char *message,
                        const struct sockaddr_storage *to, socklen_t to_len) {
+    send_error_from(x, x->sock, code, message, to, to_len);
+}
+
+static void send_error_from(struct xfer *x, int fd, int code, const char *message,
+                            const struct sockaddr_storage *to, socklen_t to_len) {
     unsigned char pkt[256];
     size_t mlen = strlen(message);
     if (mlen > sizeof pkt - 5) mlen = sizeof pkt - 5;
@@ -143,7 +172,7 @@ static void send_error(struct xfer *x, int code, const char *message,
     pkt[3] = (unsigned char)code;
     memcpy(pkt + 4, message, mlen);
     pkt[4 + mlen] = 0;
-    if (send_plain(x, pkt, 5 + mlen, to, to_len) == 0) x->errors_sent++;
+    if (send_plain_from(x, fd, pkt, 5 + mlen, to, to_len) == 0) x->errors_sent++;
 }
 
 static void finish(struct xfer *x, enum state st, const char *reason) {
@@ -193,8 +222,8 @@ static int send_one(struct xfer *x, uint64_t block, const unsigned char *payload
     struct iovec iov[2] = {{h, 4}, {(void *)payload, n}};
     struct msghdr msg = {0};
     header(h, block);
-    msg.msg_name = &x->peer;
-    msg.msg_namelen = x->peer_len;
+    msg.msg_name = x->connected ? NULL : &x->peer;
+    msg.msg_namelen = x->connected ? 0 : x->peer_len;
     msg.msg_iov = iov;
     msg.msg_iovlen = 2;
     x->syscalls++;
@@ -236,8 +265,8 @@ static int send_gso(struct xfer *x, uint64_t first, const unsigned char *data, s
     } control;
     memset(&control, 0, sizeof control);
     struct msghdr msg = {0};
-    msg.msg_name = &x->peer;
-    msg.msg_namelen = x->peer_len;
+    msg.msg_name = x->connected ? NULL : &x->peer;
+    msg.msg_namelen = x->connected ? 0 : x->peer_len;
     msg.msg_iov = iov;
     msg.msg_iovlen = (size_t)(2 * count);
     msg.msg_control = control.buf;
@@ -386,6 +415,21 @@ static int on_packet(struct xfer *x, const unsigned char *p, size_t n) {
     return 1;
 }
 
+/* Error 5 to every datagram waiting on the stranger socket (see the top of the file). */
+static void answer_strangers(struct xfer *x) {
+    unsigned char junk[RECV_SIZE];
+    x->since_stranger = 0;
+    if (x->stranger < 0) return;
+    for (int i = 0; i < 64; i++) {
+        struct sockaddr_storage from;
+        socklen_t from_len = sizeof from;
+        ssize_t n = recvfrom(x->stranger, junk, sizeof junk, MSG_DONTWAIT,
+                             (struct sockaddr *)&from, &from_len);
+        if (n < 0) return;
+        send_error_from(x, x->stranger, 5, "unknown transfer ID", &from, from_len);
+    }
+}
+
 /* Blocking receives that give up after `tick` s, so the timers and the stop flag are
  * looked at without a poll per packet. */
 static int set_receive_tick(struct xfer *x) {
@@ -447,8 +491,10 @@ static void run(struct xfer *x, unsigned char *client_error, size_t *client_erro
         struct sockaddr_storage from;
         socklen_t from_len = sizeof from;
         ssize_t n = recvfrom(x->sock, pkt, sizeof pkt, 0, (struct sockaddr *)&from, &from_len);
+        if (++x->since_stranger >= STRANGER_EVERY) answer_strangers(x);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+                answer_strangers(x);
                 continue; /* the receive tick: look at the timers and the stop flag */
             }
             if (++x->recv_failures >= 100) { /* never spin on a broken socket */
@@ -512,13 +558,15 @@ bad:
 
 PyDoc_STRVAR(serve_doc,
 "serve(sock, file, family, peer, stop, blksize, windowsize, timeouts, max_seconds, oack,\n"
-"      use_gso) -> (state, reason, client_error, counters)\n\n"
+"      use_gso, connected, stranger) -> (state, reason, client_error, counters)\n\n"
 "Run one transfer to its end with the GIL released. sock: the transfer socket's fd\n"
 "(left in blocking mode with a receive timeout); file: a regular file's fd (read with\n"
 "pread); peer: the client's (host, port[, flow, scope]); stop: a writable buffer whose\n"
 "first byte, once non-zero, ends the transfer (\"server stopped\"); timeouts: seconds\n"
 "before each retransmission, the last one before giving up; oack: the encoded OACK\n"
-"or b'' to start with DATA. state: 'done', 'failed' or 'aborted'; client_error: the\n"
+"or b'' to start with DATA; connected: sock is connected to peer; stranger: the fd of\n"
+"an unconnected socket on the same port (SO_REUSEPORT) whose datagrams get error 5, or\n"
+"-1. state: 'done', 'failed' or 'aborted'; client_error: the\n"
 "client's ERROR after its opcode (code + message + NUL) when aborted, else None;\n"
 "counters: dict of bytes_sent, bytes_acked, retransmits, syscalls, dropped,\n"
 "errors_sent, malformed, send_failures, last_errno.");
@@ -527,11 +575,12 @@ static PyObject *serve(PyObject *self, PyObject *args) {
     struct xfer x;
     PyObject *peer, *timeouts;
     Py_buffer oack, stop;
-    int family, use_gso;
+    int family, use_gso, connected, stranger;
     unsigned long long blksize, windowsize;
     memset(&x, 0, sizeof x);
-    if (!PyArg_ParseTuple(args, "iiiOw*KKOdy*p", &x.sock, &x.file, &family, &peer, &stop,
-                          &blksize, &windowsize, &timeouts, &x.max_seconds, &oack, &use_gso))
+    if (!PyArg_ParseTuple(args, "iiiOw*KKOdy*ppi", &x.sock, &x.file, &family, &peer, &stop,
+                          &blksize, &windowsize, &timeouts, &x.max_seconds, &oack, &use_gso,
+                          &connected, &stranger))
         return NULL;
     PyObject *result = NULL;
     if (stop.len < 1) {
@@ -539,6 +588,8 @@ static PyObject *serve(PyObject *self, PyObject *args) {
         goto out;
     }
     x.stop = stop.buf;
+    x.connected = connected;
+    x.stranger = stranger;
     if (blksize < 8 || blksize > 65464 || windowsize < 1 || windowsize > 65535) {
         PyErr_SetString(PyExc_ValueError, "blksize or windowsize out of range");
         goto out;

@@ -17,6 +17,7 @@ why, and every transfer runs on the Python loop (the server logs this once at st
 
 from __future__ import annotations
 
+import socket
 from typing import TYPE_CHECKING, Any
 
 from netboot.tftp.codec import OptionAck, encode
@@ -42,6 +43,38 @@ def available() -> bool:
     return _fastpath is not None
 
 
+def reuse_port(sock: socket.socket) -> None:
+    """Mark a transfer socket, before its bind, for `_connect` (the server does this for
+    transfers the fast path will run)."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+
+
+def _connect(transfer: EngineTransfer) -> socket.socket | None:
+    """Connect the transfer socket to the client, with a stranger socket beside it.
+
+    A connected socket saves a route lookup per send and per receive (~3% of a lock-step
+    round trip); the stranger socket (same address and port, SO_REUSEPORT, unconnected)
+    receives what the connected one no longer does, datagrams from other ports, so the
+    C loop can still answer them with error 5 (RFC 1350 section 4). Only for sockets
+    bound with `reuse_port`; if anything fails the transfer runs unconnected, as the
+    Python loop does. Linux gives a connected socket its 4-tuple's datagrams even in a
+    SO_REUSEPORT group (since 5.3).
+    """
+    sock = transfer.sock
+    if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT):
+        return None
+    stranger = socket.socket(sock.family, socket.SOCK_DGRAM)
+    try:
+        stranger.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        stranger.bind(sock.getsockname())
+        stranger.setblocking(False)
+        sock.connect(transfer.peer)
+    except OSError:
+        stranger.close()
+        return None
+    return stranger
+
+
 def serve(transfer: EngineTransfer, stop: bytearray) -> tuple[Step, dict[str, Any]]:
     """Run `transfer` to its end on the calling thread (see module docstring).
 
@@ -56,19 +89,26 @@ def serve(transfer: EngineTransfer, stop: bytearray) -> tuple[Step, dict[str, An
     options = session.options
     oack = encode(OptionAck(dict(options.oack))) if options.oack else b""
     family = transfer.sock.family
-    state, reason, client_error, counters = _fastpath.serve(
-        transfer.fd,
-        transfer.file_fd,
-        int(family),
-        transfer.peer,
-        stop,
-        options.blksize,
-        options.windowsize,
-        session.timeouts,
-        transfer.max_seconds,
-        oack,
-        transfer.sender.use_gso,
-    )
+    stranger = _connect(transfer)
+    try:
+        state, reason, client_error, counters = _fastpath.serve(
+            transfer.fd,
+            transfer.file_fd,
+            int(family),
+            transfer.peer,
+            stop,
+            options.blksize,
+            options.windowsize,
+            session.timeouts,
+            transfer.max_seconds,
+            oack,
+            transfer.sender.use_gso,
+            stranger is not None,
+            stranger.fileno() if stranger is not None else -1,
+        )
+    finally:
+        if stranger is not None:
+            stranger.close()
     if client_error is not None:
         # The client's ERROR after its opcode: code, message, NUL (codec's decoding).
         code = int.from_bytes(client_error[:2], "big")

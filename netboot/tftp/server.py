@@ -236,7 +236,8 @@ class TFTPServerProtocol(DatagramProtocol):
             reader = NetasciiReader(reader)
         session = ReadSession(reader, options, timeouts=self.timeouts)
         try:
-            sock = self._transfer_socket()
+            # The fast path connects the socket, with an SO_REUSEPORT twin for strangers.
+            sock = self._transfer_socket(reuse_port=file_fd is not None and self.engine.fastpath)
         except OSError as exc:
             source.close()
             self._refuse(peer, request.filename, _INTERNAL, f"no transfer port: {exc}")
@@ -256,11 +257,13 @@ class TFTPServerProtocol(DatagramProtocol):
             self.engine.start()  # on the first transfer: no thread until TFTP is used
         self.engine.submit(transfer)
 
-    def _transfer_socket(self) -> socket.socket:
+    def _transfer_socket(self, *, reuse_port: bool = False) -> socket.socket:
         """A fresh UDP port on the listening address: the server's TID for one transfer."""
         family = socket.AF_INET6 if ":" in self.bind_address else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
+            if reuse_port:
+                _fastpath.reuse_port(sock)
             sock.bind((self.bind_address, 0))
             sock.setblocking(False)
         except OSError:

@@ -1,8 +1,10 @@
 """The C data phase (tftp/_fastpath.c) against the Python engine as its oracle.
 
-Each scenario is a scripted client on a loopback socket. It runs twice: once on the
-Python epoll loop (engine.py + session.py, the reference) and once on the C fast path;
-both must put the same packets on the wire, end in the same state with the same reason,
+Each scenario is a scripted client on a loopback socket. It runs three times: on the
+Python epoll loop (engine.py + session.py, the reference), on the C fast path with an
+unconnected socket, and on the C fast path with the socket connected to the client and
+its SO_REUSEPORT twin for strangers (what the server does); all must put the same
+packets on the wire, end in the same state with the same reason,
 and report the same counters. Each scenario also asserts its own facts (content,
 states), so an error shared by both sides still fails.
 """
@@ -96,6 +98,7 @@ def run(
     use_gso: bool = True,
     family: socket.AddressFamily = socket.AF_INET,
     read_from: Path | None = None,
+    connect: bool = False,
 ) -> Outcome:
     host = "127.0.0.1" if family == socket.AF_INET else "::1"
     finished: list[Step] = []
@@ -126,6 +129,8 @@ def run(
     session = ReadSession(ReadAhead(fd), options, timeouts=timeouts)
     client = Client(family, host)
     sock = socket.socket(family, socket.SOCK_DGRAM)
+    if connect:
+        fastpath.reuse_port(sock)  # as the server does for the fast path
     sock.bind((host, 0))
     sock.setblocking(False)
     transfer = EngineTransfer(
@@ -162,15 +167,17 @@ def run(
 
 
 def both(tmp_path: Path, content: bytes, script: Script, **kw) -> Outcome:
-    """Run on both paths, assert they agree, return the fast path's outcome."""
-    (tmp_path / "py").mkdir()
-    (tmp_path / "c").mkdir()
+    """Run on all three paths, assert they agree, return the connected C path's outcome."""
+    for name in ("py", "c", "c-connected"):
+        (tmp_path / name).mkdir()
     reference = run(False, tmp_path / "py", content, script, **kw)
-    ours = run(True, tmp_path / "c", content, script, **kw)
-    assert ours.trace == reference.trace
-    assert (ours.state, ours.reason) == (reference.state, reference.reason)
-    assert ours.counters == reference.counters
-    assert ours.extra == reference.extra
+    unconnected = run(True, tmp_path / "c", content, script, **kw)
+    ours = run(True, tmp_path / "c-connected", content, script, connect=True, **kw)
+    for out in (unconnected, ours):
+        assert out.trace == reference.trace
+        assert (out.state, out.reason) == (reference.state, reference.reason)
+        assert out.counters == reference.counters
+        assert out.extra == reference.extra
     return ours
 
 
@@ -314,13 +321,15 @@ def test_a_foreign_tid_gets_error_5_and_the_transfer_goes_on(tmp_path: Path) -> 
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger:
             stranger.bind(("127.0.0.1", 0))
             stranger.settimeout(WAIT)
-            stranger.sendto(encode(Ack(1)), transfer.sock.getsockname())
-            answer = decode(stranger.recv(100))
+            port = transfer.sock.getsockname()
+            stranger.sendto(encode(Ack(1)), port)
+            data, source = stranger.recvfrom(100)
         client.send(Ack(1))
-        return answer, first.payload + fetch(client, start=2)
+        # Error 5 comes from the transfer's port (a connected transfer: from its twin).
+        return decode(data), source == port, first.payload + fetch(client, start=2)
 
     out = both(tmp_path, CONTENT[:1500], script)
-    assert out.extra == (Error(5, "unknown transfer ID"), CONTENT[:1500])
+    assert out.extra == (Error(5, "unknown transfer ID"), True, CONTENT[:1500])
     assert out.state is State.DONE and out.counters["errors_sent"] == 1
 
 
@@ -455,3 +464,15 @@ def test_many_transfers_at_once_each_on_its_own_thread(tmp_path: Path) -> None:
     assert [results.get(i) == content for i in range(20)] == [True] * 20
     assert [s.state for s in finished] == [State.DONE] * 20
     assert engine.active == 0
+
+
+def test_a_reuse_port_socket_is_connected_to_the_client_while_it_runs(tmp_path: Path) -> None:
+    def script(client: Client, transfer: EngineTransfer, _e) -> bool:
+        first = client.recv()
+        connected = transfer.sock.getpeername() == client.sock.getsockname()
+        client.send(Ack(1))
+        fetch(client, start=2) if len(first.payload) == 512 else None
+        return connected
+
+    out = run(True, tmp_path, CONTENT[:2000], script, connect=True)
+    assert out.extra is True and out.state is State.DONE
