@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from netboot.tftp import fastpath
 from netboot.tftp.codec import (
@@ -476,3 +479,51 @@ def test_a_reuse_port_socket_is_connected_to_the_client_while_it_runs(tmp_path: 
 
     out = run(True, tmp_path, CONTENT[:2000], script, connect=True)
     assert out.extra is True and out.state is State.DONE
+
+
+_inputs = st.lists(
+    st.one_of(
+        st.builds(Ack, st.integers(0, 40)),
+        st.builds(Ack, st.integers(0, 0xFFFF)),
+        st.builds(
+            Error,
+            st.integers(0, 8),
+            st.text(max_size=10).filter(lambda t: "\0" not in t),
+        ),
+        st.builds(Data, st.integers(0, 0xFFFF), st.binary(max_size=4)),
+        st.binary(max_size=8),  # mostly malformed
+    ),
+    max_size=15,
+)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    inputs=_inputs,
+    blksize=st.sampled_from([8, 64, 512]),
+    windowsize=st.sampled_from([1, 2, 4, 16]),
+    oack=st.booleans(),
+    blocks=st.integers(0, 30),
+    tail=st.integers(0, 63),
+)
+def test_random_client_packets_get_the_same_answers_from_every_loop(
+    inputs: list, blksize: int, windowsize: int, oack: bool, blocks: int, tail: int
+) -> None:
+    """Any sequence of client packets: the same packets back from all three loops.
+
+    The script ends with an ERROR from the client, which the server handles after every
+    earlier datagram (one queue, in order), so the transfer has ended, and all its answers
+    are queued at the client, before the traces are compared: no timing in the result.
+    """
+    content = (CONTENT * 3)[: blocks * blksize + min(tail, blksize - 1)]
+    requested = {"blksize": str(blksize), "windowsize": str(windowsize)} if oack else None
+
+    def script(client: Client, _t, _e) -> None:
+        client.recv()
+        for packet in inputs:
+            client.send(packet)
+        client.send(Error(0, "end of test"))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = both(Path(tmp), content, script, requested=requested, blksize=blksize)
+    assert out.state in (State.DONE, State.FAILED, State.ABORTED)
