@@ -180,13 +180,23 @@ class TransferEngine:
                 target=self._run_fast, args=(transfer,), name="tftp-transfer", daemon=True
             )
             with self._fast_lock:
-                if not self._stopping:
-                    transfer.fast = True
+                if self._stopping:
+                    started = None
+                else:
                     self._fast[transfer] = thread
-                    thread.start()
-                    return
-            self._close(transfer, _STOPPED, direct=True)
-            return
+                    transfer.fast = True
+                    try:
+                        thread.start()
+                        started = True
+                    except RuntimeError:  # no more threads: the epoll loop takes it
+                        del self._fast[transfer]
+                        transfer.fast = started = False
+            if started:
+                return
+            if started is None:
+                self._close(transfer, _STOPPED, direct=True)
+                return
+            _fast.connect_for_python_loop(transfer)
         self._incoming.append(transfer)
         os.eventfd_write(self._wake_fd, 1)
 

@@ -17,6 +17,7 @@ why, and every transfer runs on the Python loop (the server logs this once at st
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +74,17 @@ def _connect(transfer: EngineTransfer) -> socket.socket | None:
         stranger.close()
         return None
     return stranger
+
+
+def connect_for_python_loop(transfer: EngineTransfer) -> None:
+    """A socket bound for the fast path that the Python loop runs instead (no thread
+    could be started): connect it, so that no other transfer's stranger socket that
+    shares its port through SO_REUSEPORT can receive this client's datagrams. Other
+    ports then get ICMP port unreachable from the kernel instead of error 5."""
+    sock = transfer.sock
+    if sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT):
+        with contextlib.suppress(OSError):
+            sock.connect(transfer.peer)
 
 
 def serve(transfer: EngineTransfer, stop: bytearray) -> tuple[Step, dict[str, Any]]:

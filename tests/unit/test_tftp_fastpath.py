@@ -527,3 +527,28 @@ def test_random_client_packets_get_the_same_answers_from_every_loop(
     with tempfile.TemporaryDirectory() as tmp:
         out = both(Path(tmp), content, script, requested=requested, blksize=blksize)
     assert out.state in (State.DONE, State.FAILED, State.ABORTED)
+
+
+def test_when_no_thread_can_start_the_python_loop_serves_it_connected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[str] = []
+    real_start = threading.Thread.start
+
+    def refuse_transfer_threads(self: threading.Thread) -> None:
+        if self.name == "tftp-transfer":
+            raise RuntimeError("can't start new thread")
+        started.append(self.name)
+        real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", refuse_transfer_threads)
+
+    def script(client: Client, transfer: EngineTransfer, _e) -> tuple[bool, bool, bytes]:
+        first = client.recv()
+        connected = transfer.sock.getpeername() == client.sock.getsockname()
+        client.send(Ack(1))
+        return transfer.fast, connected, first.payload + fetch(client, start=2)
+
+    out = run(True, tmp_path, CONTENT[:3000], script, connect=True)
+    assert out.extra == (False, True, CONTENT[:3000]) and out.state is State.DONE
+    assert "tftp-engine" in started  # the epoll loop's thread ran it
