@@ -154,6 +154,8 @@ def test_metrics_count_dhcp_tftp_http_and_nodes(mlab: MetricsLab):
 
     assert value(after, "netboot_tftp_transfers_total", listener="tftp", result="ok") == 1
     assert value(after, "netboot_tftp_bytes_sent_total", listener="tftp") >= 70_000
+    # A file from the boot directory goes through the C data loop in `netboot serve`.
+    assert value(after, "netboot_tftp_fastpath_transfers_total", listener="tftp") == 1
 
     http = "netboot_http_requests_total"
     assert value(after, http, area="boot", method="GET", code="200") == 1
