@@ -28,6 +28,7 @@ C with the GIL released; the epoll loop keeps dynamic and netascii transfers. Bo
 report through the same `on_finished` with the same counters (`bytes_sent`,
 `bytes_acked`, `retransmits`, `send_syscalls`, `send_dropped`, `errors_sent`), set on
 the transfer before it is delivered. `stop()` ends both kinds with "server stopped".
+If no thread can be started, the epoll loop takes the transfer after all.
 """
 
 from __future__ import annotations
