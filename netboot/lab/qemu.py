@@ -55,6 +55,7 @@ class NodeSpec:
     product: str = "QEMU lab node"
     serial: str = ""
     extra_args: list[str] = field(default_factory=list)
+    disk_from: Path | None = None  # a raw image the disk starts as (else empty)
 
 
 class QemuNode:
@@ -77,8 +78,10 @@ class QemuNode:
     def _command(self) -> list[str]:
         s = self.spec
         disk = self.workdir / "disk.img"
-        with open(disk, "wb") as f:  # sparse, empty: nothing bootable on it yet
-            f.truncate(s.disk_gib << 30)
+        with open(disk, "wb") as f:  # sparse, empty unless the spec brings an image
+            if s.disk_from is not None:
+                f.write(s.disk_from.read_bytes())
+            f.truncate(max(s.disk_gib << 30, f.tell()))
         smbios = (
             f"type=1,manufacturer={_smbios(s.vendor)},product={_smbios(s.product)},"
             f"serial={_smbios(s.serial or s.name)},uuid={s.uuid}"

@@ -13,6 +13,9 @@ lab "pxelinux" (bios_loader = "pxelinux", uefi_loader = "ipxe"):
   * arm64 UEFI (AAVMF, TCG): PXE -> grubaa64.efi (Debian's signed grubnetaa64) ->
     grub/grub.cfg -> grub.cfg-<mac> (rendered) -> asks /arm64/vmlinuz over TFTP. No
     arm64 enlistment image is built yet, so this path is checked up to that request.
+  * BIOS pxelinux local boot: a DEPLOYED node gets `LOCALBOOT 0`; pxelinux hands back
+    to SeaBIOS, which boots the disk: a 512-byte boot sector that prints LOCALBOOT-OK on
+    the serial port.
 lab "shim" (uefi_loader = "shim"):
   * OVMF Secure Boot: shim (MS-signed) -> signed grub -> grub/grub.cfg ->
     grub.cfg-<mac> (rendered) -> signed kernel + initrd over TFTP -> enlist.
@@ -22,6 +25,7 @@ The BIOS iPXE and OVMF PXE (snponly.efi) paths are covered by test_pxe_enlist.py
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -31,7 +35,10 @@ import pytest
 from netboot.lab.appliance import LabAppliance
 from netboot.lab.netns import LabNetwork
 from netboot.lab.qemu import NodeSpec, QemuNode, choose_accel
+from netboot.nodes.lifecycle import NodeStatus
+from netboot.store.sqlite import open_store
 from tests.conftest import BOOT_DIR, require_root
+from tests.e2e.seed import enlist_as
 
 pytestmark = [pytest.mark.qemu, pytest.mark.netns]
 
@@ -77,6 +84,24 @@ SB_SHIM = NodeSpec(
     serial="SN-SB-SHIM",
 )
 
+PXELINUX_LOCAL = NodeSpec(
+    "pxelinux-local",
+    "52:54:00:e2:b0:06",
+    "e2eb0000-0000-4000-8000-000000000006",
+    firmware="bios",
+    memory_mib=256,
+    serial="SN-PXELINUX-LOCAL",
+)
+LOCAL_MARKER = b"LOCALBOOT-OK"
+# A real-mode boot sector (loaded at 0x7c00) that writes LOCAL_MARKER to COM1 and halts:
+#   xor ax,ax; mov ds,ax; cld; mov si,msg; mov dx,0x3f8
+#   next: lodsb; test al,al; jz stop; out dx,al; jmp next
+#   stop: hlt; jmp stop
+#   msg: db "LOCALBOOT-OK", 13, 10, 0
+_CODE = bytes.fromhex("31c08ed8fcbe167cbaf803ac84c07403eeebf8f4ebfd")
+assert len(_CODE) == 0x16  # msg follows the code: mov si above points there
+BOOT_SECTOR = (_CODE + LOCAL_MARKER + b"\r\n\0").ljust(510, b"\0") + b"\x55\xaa"
+
 ARM64 = NodeSpec(
     "arm64",
     "52:54:00:e2:b0:05",
@@ -84,6 +109,14 @@ ARM64 = NodeSpec(
     firmware="aavmf",
     memory_mib=512,
     serial="SN-ARM64",
+)
+
+DEPLOYED_PATH = (
+    NodeStatus.COMMISSIONING,
+    NodeStatus.READY,
+    NodeStatus.ALLOCATED,
+    NodeStatus.DEPLOYING,
+    NodeStatus.DEPLOYED,
 )
 
 LOADERS = ("vmlinuz", "enlist.initrd", "lpxelinux.0", "ldlinux.c32", "ipxe.efi", "snponly.efi")
@@ -101,6 +134,9 @@ def test_pxelinux_http_boot_and_secure_boot_paths_enlist(lab: LabNetwork, tmp_pa
     for name in LOADERS + SB_LOADERS:
         assert (BOOT_DIR / name).exists(), f"{BOOT_DIR / name} missing: run `make boot` first"
     print("QEMU accel: {} ({})".format(*choose_accel()))
+    disk = tmp_path / "local-boot.img"
+    disk.write_bytes(BOOT_SECTOR)
+    local = dataclasses.replace(PXELINUX_LOCAL, disk_from=disk)
     with LabNetwork(prefix="nbsb") as shim_lab:
         apps = {
             "pxelinux": start_appliance(lab, tmp_path / "app-pxelinux", 'bios_loader = "pxelinux"'),
@@ -110,6 +146,11 @@ def test_pxelinux_http_boot_and_secure_boot_paths_enlist(lab: LabNetwork, tmp_pa
         try:
             for app in apps.values():
                 app.wait_ready()
+            store = open_store(apps["pxelinux"].state_dir / "netboot.sqlite3")
+            try:
+                enlist_as(store, local, DEPLOYED_PATH, fields={"owner": "admin"})
+            finally:
+                store.close()
             started = time.monotonic()
             nodes = [
                 QemuNode(lab, PXELINUX_BIOS, tmp_path / "nodes"),
@@ -117,6 +158,7 @@ def test_pxelinux_http_boot_and_secure_boot_paths_enlist(lab: LabNetwork, tmp_pa
                 QemuNode(lab, SB_REFUSES_IPXE, tmp_path / "nodes"),
                 QemuNode(shim_lab, SB_SHIM, tmp_path / "nodes"),
                 QemuNode(lab, ARM64, tmp_path / "nodes"),
+                QemuNode(lab, local, tmp_path / "nodes"),
             ]
             deadline = started + BOOT_TIMEOUT
             # Each VM is done at its own milestone; firmware-only ones are stopped there so
@@ -131,6 +173,7 @@ def test_pxelinux_http_boot_and_secure_boot_paths_enlist(lab: LabNetwork, tmp_pa
                         lambda n: serial_has(n, "Access Denied"),
                         powered_off,
                         lambda n: "refused /arm64/vmlinuz to" in apps["pxelinux"].log_text(),
+                        lambda n: serial_has(n, LOCAL_MARKER.decode()),
                     ],
                     strict=True,
                 )
@@ -172,6 +215,7 @@ def test_pxelinux_http_boot_and_secure_boot_paths_enlist(lab: LabNetwork, tmp_pa
             assert f"to {ARM64.mac} (arch 11, " in log and "boot=grubaa64.efi" in log
             assert "tftp: sent grubaa64.efi to" in log
             assert f"grub config enlist for {ARM64.mac}" in log
+            assert f"pxelinux config local for {PXELINUX_LOCAL.mac}" in log
         finally:
             keep_artifacts(apps, nodes)
             for app in apps.values():
