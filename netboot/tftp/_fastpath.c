@@ -148,19 +148,6 @@ static int send_plain_from(struct xfer *x, int fd, const void *pkt, size_t n,
     return 0;
 }
 
-static int send_plain(struct xfer *x, const void *pkt, size_t n, const struct sockaddr_storage *to,
-                      socklen_t to_len) {
-    return send_plain_from(x, x->sock, pkt, n, to, to_len);
-}
-
-static void send_error_from(struct xfer *x, int fd, int code, const char *message,
-                            const struct sockaddr_storage *to, socklen_t to_len);
-
-static void send_error(struct xfer *x, int code, const char *message,
-                       const struct sockaddr_storage *to, socklen_t to_len) {
-    send_error_from(x, x->sock, code, message, to, to_len);
-}
-
 static void send_error_from(struct xfer *x, int fd, int code, const char *message,
                             const struct sockaddr_storage *to, socklen_t to_len) {
     unsigned char pkt[256];
@@ -173,6 +160,11 @@ static void send_error_from(struct xfer *x, int fd, int code, const char *messag
     memcpy(pkt + 4, message, mlen);
     pkt[4 + mlen] = 0;
     if (send_plain_from(x, fd, pkt, 5 + mlen, to, to_len) == 0) x->errors_sent++;
+}
+
+static void send_error(struct xfer *x, int code, const char *message,
+                       const struct sockaddr_storage *to, socklen_t to_len) {
+    send_error_from(x, x->sock, code, message, to, to_len);
 }
 
 static void finish(struct xfer *x, enum state st, const char *reason) {
@@ -344,7 +336,7 @@ static void send_window(struct xfer *x) {
 }
 
 static void send_oack(struct xfer *x) {
-    send_plain(x, x->oack, (size_t)x->oack_len, &x->peer, x->peer_len);
+    send_plain_from(x, x->sock, x->oack, (size_t)x->oack_len, &x->peer, x->peer_len);
 }
 
 /* session.receive for one datagram from the peer; returns 1 if it made progress (sent). */
