@@ -62,17 +62,15 @@ def run(config: str, out: str) -> int:
         dump()
 
 
-def micro(count: int) -> None:
-    from twisted.internet.task import Clock
+# The fixed BOOTP header (RFC 2131 section 2) the load generators below pack.
+BOOTP_HEADER = struct.Struct("!BBBBIHHIIII16s64s128s")
 
-    from netboot.dhcp.server import DHCPServer
+
+def bench_settings():
+    """The one subnet every in-process benchmark serves: 10.77.0.0/16 behind a relay."""
     from netboot.dhcp.settings import parse_dhcp
-    from netboot.store.leases import LeaseStore
-    from netboot.store.sqlite import open_store
 
-    workdir = Path(tempfile.mkdtemp(prefix="nbdh-micro.", dir="/var/tmp"))
-    db = workdir / "netboot.sqlite3"
-    cfg = parse_dhcp(
+    return parse_dhcp(
         {
             "interfaces": ["x"],
             "subnet": "10.77.0.0/16",
@@ -84,7 +82,19 @@ def micro(count: int) -> None:
         },
         IPv4Address("10.77.0.1"),
     )
-    header = struct.Struct("!BBBBIHHIIII16s64s128s")
+
+
+def micro(count: int) -> None:
+    from twisted.internet.task import Clock
+
+    from netboot.dhcp.server import DHCPServer
+    from netboot.store.leases import LeaseStore
+    from netboot.store.sqlite import open_store
+
+    workdir = Path(tempfile.mkdtemp(prefix="nbdh-micro.", dir="/var/tmp"))
+    db = workdir / "netboot.sqlite3"
+    cfg = bench_settings()
+    header = BOOTP_HEADER
     giaddr = int(IPv4Address("10.77.255.254"))
 
     def packet(mtype: int, xid: int, mac: bytes, offered: bytes = b"") -> bytes:
@@ -158,26 +168,14 @@ def stages() -> None:
     from netboot.dhcp.leases import Binding, State, client_key
     from netboot.dhcp.policy import Ack, Request, decide
     from netboot.dhcp.server import DHCPServer
-    from netboot.dhcp.settings import parse_dhcp
     from netboot.store.leases import LeaseStore, PutLease, _upsert
     from netboot.store.sqlite import open_store
 
     workdir = Path(tempfile.mkdtemp(prefix="nbdh-stages.", dir="/var/tmp"))
     db = workdir / "netboot.sqlite3"
     open_store(db).close()
-    cfg = parse_dhcp(
-        {
-            "interfaces": ["x"],
-            "subnet": "10.77.0.0/16",
-            "range_start": "10.77.0.10",
-            "range_end": "10.77.250.0",
-            "router": "10.77.0.1",
-            "log_replies": False,
-            "lease_seconds": 43200,
-        },
-        IPv4Address("10.77.0.1"),
-    )
-    header = struct.Struct("!BBBBIHHIIII16s64s128s")
+    cfg = bench_settings()
+    header = BOOTP_HEADER
     relay = ("10.77.255.254", 67)
     giaddr = int(IPv4Address(relay[0]))
 
